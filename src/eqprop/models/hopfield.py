@@ -1,0 +1,169 @@
+"""The layered Hopfield network of equilibrium propagation (REFERENCES §1).
+
+Layers ``s_0 = x`` (clamped input), ``s_1 .. s_n`` free. With couplings ``W_k`` (``layers[k]``,
+mapping layer k to k+1, weight shape ``(d_{k+1}, d_k)``) and biases ``b_k`` (of layer k+1):
+
+    E(x, s) = sum_{i>=1} sum G(s_i) - sum_{k>=0} s_{k+1} . (W_k s_k + b_k)
+
+where ``G`` is the activation's potential (``1/2 s^2`` on the box [0, 1] for the hard sigmoid).
+Minimising ``E`` in layer ``i`` alone gives the fixed-point update
+
+    s_i <- sigma(W_{i-1} s_{i-1} + b_{i-1} + W_i^T s_{i+1})
+
+Two output conventions:
+
+- ``output="mse"``: the last layer (``sizes[-1]`` units) is free and in the energy; the cost is
+  ``C = 1/2 |s_n - y|^2`` (one-hot ``y``).
+- ``output="ce"``: the last size is a readout *outside* the energy (Laborieux et al. 2021):
+  ``logits = W_out s_n + b_out`` and ``C = cross_entropy(logits, y)``; the nudge ``beta * C``
+  acts on the last free layer through ``W_out^T (softmax(logits) - y)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import get_activation
+from .base import EnergyModel, one_hot_targets, parity_groups
+
+OUTPUTS = ("mse", "ce")
+
+
+@dataclass
+class MLPContext:
+    x: torch.Tensor            # (B, d_0), flattened input in the model's dtype
+    input_drive: torch.Tensor  # (B, d_1) = W_0 x + b_0, fixed during a relaxation
+
+
+class HopfieldMLP(EnergyModel):
+    """Layered Hopfield energy with a hand-derived layer update.
+
+    Args:
+        sizes: ``[d_0, d_1, ..., d_L]``: input size, hidden sizes, number of outputs.
+        activation: ``"hard_sigmoid"`` (default) or ``"sigmoid"``.
+        output: ``"mse"`` (output layer in the energy) or ``"ce"`` (softmax readout outside it).
+        gains: per-coupling multiplier of the initial weights, uniform in
+            ``+- gain / sqrt(fan_in)``; default 1 for every coupling (readout included).
+
+    State: ``state[i]`` has shape ``(B, d_{i+1})``; inputs ``x`` have shape ``(B, d_0)``
+    (images are flattened).
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "hard_sigmoid",
+        output: str = "mse",
+        gains: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        sizes = [int(s) for s in sizes]
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; valid outputs: {', '.join(OUTPUTS)}")
+        if len(sizes) < (3 if output == "ce" else 2) or min(sizes) < 1:
+            raise ValueError(
+                f"sizes must list the input size, the hidden sizes and the number of outputs "
+                f"(at least one hidden layer with output='ce'); got {sizes}"
+            )
+        self.sizes = sizes
+        self.output_kind = output
+        self.activation = get_activation(activation)
+        free = sizes[1:] if output == "mse" else sizes[1:-1]
+        self.free_sizes = free
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:len(free)], free))
+        self.readout = nn.Linear(sizes[-2], sizes[-1]) if output == "ce" else None
+        n_coupling = len(self.layers) + (1 if self.readout is not None else 0)
+        gains = [1.0] * n_coupling if gains is None else [float(g) for g in gains]
+        if len(gains) != n_coupling:
+            raise ValueError(f"gains needs one value per coupling ({n_coupling}), got {len(gains)}")
+        self.reset_parameters(gains)
+
+    def reset_parameters(self, gains: Sequence[float]) -> None:
+        """Weights uniform in ``+- gain / sqrt(fan_in)``, biases zero."""
+        mods = list(self.layers) + ([self.readout] if self.readout is not None else [])
+        for mod, g in zip(mods, gains):
+            bound = g / math.sqrt(mod.in_features)
+            nn.init.uniform_(mod.weight, -bound, bound)
+            nn.init.zeros_(mod.bias)
+
+    # -- contract -------------------------------------------------------------------------
+    @property
+    def num_free_layers(self) -> int:
+        return len(self.free_sizes)
+
+    @property
+    def output_index(self) -> int:  # type: ignore[override]
+        return self.num_free_layers - 1
+
+    @property
+    def output_in_energy(self) -> bool:
+        """True when the output layer is a free layer of the energy (``output="mse"``)."""
+        return self.readout is None
+
+    @property
+    def num_outputs(self) -> int:
+        return self.sizes[-1]
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, d_0) or (B, ...) with prod(...) = d_0 -> (B, d_0) in the parameters' dtype."""
+        if x.dim() > 2 and math.prod(x.shape[1:]) == self.sizes[0]:
+            x = x.flatten(1)
+        if x.dim() != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"HopfieldMLP{tuple(self.sizes)} expects inputs of shape (batch, {self.sizes[0]}) "
+                f"(or images with {self.sizes[0]} values each); got {tuple(x.shape)}"
+            )
+        return x.to(dtype=self.param_dtype, device=self.param_device)
+
+    def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b = x.shape[0]
+        return [torch.zeros(b, d, dtype=self.param_dtype, device=self.param_device) for d in self.free_sizes]
+
+    def context(self, x: torch.Tensor) -> MLPContext:
+        x = self.prepare_input(x)
+        return MLPContext(x=x, input_drive=self.layers[0](x))
+
+    def layer_update(self, i, state, ctx: MLPContext, force=None):
+        u = ctx.input_drive if i == 0 else self.layers[i](state[i - 1])
+        if i + 1 < self.num_free_layers:
+            u = u + state[i + 1] @ self.layers[i + 1].weight
+        if force is not None:
+            u = u + force
+        return self.activation(u)
+
+    def update_groups(self, mode: str):
+        return parity_groups(self.num_free_layers, mode)
+
+    def energy(self, x, state):
+        x = self.prepare_input(x)
+        e = sum(self.activation.potential(s).sum(-1) for s in state)
+        below = [x] + list(state[:-1])
+        for layer, lo, hi in zip(self.layers, below, state):
+            e = e - (hi * layer(lo)).sum(-1)
+        return e
+
+    def output(self, state):
+        s = state[self.output_index]
+        return self.readout(s) if self.readout is not None else s
+
+    def cost(self, state, y):
+        out = self.output(state)
+        t = one_hot_targets(y, self.num_outputs, out)
+        if self.readout is None:
+            return 0.5 * ((out - t) ** 2).sum(-1)
+        return -(t * F.log_softmax(out, dim=-1)).sum(-1)
+
+    def cost_grad(self, state, y):
+        out = self.output(state)
+        t = one_hot_targets(y, self.num_outputs, out)
+        if self.readout is None:
+            return out - t
+        return (torch.softmax(out, dim=-1) - t) @ self.readout.weight
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, activation={self.activation.name}, output={self.output_kind!r}"

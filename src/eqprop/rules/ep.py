@@ -1,0 +1,137 @@
+"""Equilibrium propagation and its contrastive relatives (REFERENCES §1).
+
+All contrast ``dF/dtheta`` at two settled states (``F_beta = E + beta C``):
+
+- EP positive: ``(dF_b/dtheta(s*_b) - dE/dtheta(s*_0)) / b``            bias O(b)
+- EP negative: ``(dE/dtheta(s*_0) - dF_-b/dtheta(s*_-b)) / b``          bias O(b)
+- EP centered: ``(dF_b/dtheta(s*_b) - dF_-b/dtheta(s*_-b)) / (2b)``     bias O(b^2)
+- EP random:   positive or negative, the sign drawn per batch
+- CL:   output clamped to ``y``: ``dE/dtheta(s_clamped) - dE/dtheta(s*_0)``
+- CpL:  output clamped to ``o + eta (y - o)`` (``o`` the free output), contrasted like EP
+  with ``eta = beta`` in place of ``b`` (Stern et al. 2021).
+
+The nudged / clamped phases start from the free equilibrium and run ``nudge_steps`` sweeps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ..dynamics import Clamp, Nudge, relax
+from ..models.base import one_hot_targets
+from .base import Rule, StepResult, energy_contrast
+
+VARIANTS = ("positive", "negative", "centered")
+
+
+@dataclass
+class _TwoPhase(Rule):
+    """A free phase, then one or two perturbed phases from the free state."""
+
+    beta: float = 0.2
+    nudge_steps: int = 10
+    variant: str = "centered"
+    variants: ClassVar[tuple[str, ...]] = VARIANTS
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.variant not in self.variants:
+            raise ValueError(
+                f"unknown {type(self).__name__} variant {self.variant!r}; valid: {', '.join(self.variants)}"
+            )
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0 (the variant sets the sign), got {self.beta}")
+
+    def signs(self) -> tuple[int, ...]:
+        """Signs of the perturbed phases: +1 and/or -1."""
+        return {"positive": (1,), "negative": (-1,), "centered": (1, -1)}[self.variant]
+
+    def perturbed_phase(self, model, x, y, ctx, free, sign: int):
+        raise NotImplementedError
+
+    def contrast_beta(self, sign: int) -> float:
+        """The ``beta`` with which the phase's state enters ``F`` in the contrast."""
+        raise NotImplementedError
+
+    def estimate(self, model, x, y):
+        ctx = model.context(x)
+        free = self.free_phase(model, x, ctx)
+        signs = self.signs()
+        states = {0: free.state}
+        states.update({s: self.perturbed_phase(model, x, y, ctx, free, s) for s in signs})
+        hi, lo = max(states), min(states)  # (+1, -1) centered, (+1, 0) positive, (0, -1) negative
+        ba = self.contrast_beta(hi) if hi else 0.0
+        bb = self.contrast_beta(lo) if lo else 0.0
+        scale = 1.0 / ((hi - lo) * self.beta * x.shape[0])
+        grads = energy_contrast(model, x, y, states[hi], ba, states[lo], bb, scale)
+        signed_beta = self.beta * signs[0] if len(signs) == 1 else self.beta
+        return grads, self.result(model, y, free, beta=signed_beta)
+
+
+@dataclass
+class EP(_TwoPhase):
+    """Equilibrium propagation: nudge the output with ``+-beta * C``.
+
+    ``variant``: "positive", "negative", "centered" (default) or "random" (sign drawn per batch
+    from torch's global generator).
+    """
+
+    name: ClassVar[str] = "ep"
+    variants: ClassVar[tuple[str, ...]] = VARIANTS + ("random",)
+
+    def signs(self):
+        if self.variant == "random":
+            return (1,) if bool(torch.rand(()) < 0.5) else (-1,)
+        return super().signs()
+
+    def perturbed_phase(self, model, x, y, ctx, free, sign):
+        nudge = Nudge(sign * self.beta, y)
+        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, nudge=nudge, tol=self.tol, ctx=ctx).state
+
+    def contrast_beta(self, sign):
+        return sign * self.beta
+
+
+def _require_output_in_energy(model, rule: str):
+    if not getattr(model, "output_in_energy", True):
+        raise ValueError(
+            f"{rule} clamps the output layer, so the output must be part of the energy; "
+            f"build the model with output='mse'"
+        )
+
+
+@dataclass
+class CpL(_TwoPhase):
+    """Coupled learning: clamp the output to ``o +- beta (y - o)`` and contrast energies."""
+
+    name: ClassVar[str] = "cpl"
+
+    def perturbed_phase(self, model, x, y, ctx, free, sign):
+        _require_output_in_energy(model, "coupled learning (CpL)")
+        o = model.output(free.state)
+        t = one_hot_targets(y, o.shape[-1], o)
+        clamp = Clamp(o + sign * self.beta * (t - o))
+        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx).state
+
+    def contrast_beta(self, sign):
+        return 0.0
+
+
+@dataclass
+class CL(Rule):
+    """Contrastive learning: clamp the output to the target, contrast with the free state."""
+
+    name: ClassVar[str] = "cl"
+    nudge_steps: int = 10
+
+    def estimate(self, model, x, y):
+        _require_output_in_energy(model, "contrastive learning (CL)")
+        ctx = model.context(x)
+        free = self.free_phase(model, x, ctx)
+        o = model.output(free.state)
+        clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
+        clamped = relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)
+        grads = energy_contrast(model, x, y, clamped.state, 0.0, free.state, 0.0, 1.0 / x.shape[0])
+        return grads, self.result(model, y, free)

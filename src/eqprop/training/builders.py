@@ -1,0 +1,79 @@
+"""Turn a ``TrainConfig`` into the objects it names: model, rule, optimizer, schedule."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import ConfigError, TrainConfig
+from ..models import get_model_class
+from ..rules import make_rule
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "none")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for but torch sees no CUDA device; use device=cpu or auto")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {name!r}; valid dtypes: {', '.join(DTYPES)}") from None
+
+
+def build_model(cfg: TrainConfig, input_size: int, num_outputs: int):
+    cls = get_model_class(cfg.model)
+    sizes = [input_size, *cfg.hidden, num_outputs]
+    return cls(sizes, activation=cfg.activation, output=cfg.output, gains=cfg.gains)
+
+
+def build_rule(cfg: TrainConfig):
+    return make_rule(
+        cfg.rule, beta=cfg.beta, free_steps=cfg.free_steps, nudge_steps=cfg.nudge_steps, mode=cfg.mode, tol=cfg.tol
+    )
+
+
+def layer_groups(model) -> list[tuple[str, list[torch.nn.Parameter]]]:
+    """Parameters grouped by coupling: ``layers.0.weight`` and ``layers.0.bias`` -> ``layers.0``."""
+    groups: dict[str, list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            key = name.rsplit(".", 1)[0]
+            groups.setdefault(key, []).append(p)
+    return list(groups.items())
+
+
+def build_optimizer(cfg: TrainConfig, model) -> torch.optim.Optimizer:
+    groups = layer_groups(model)
+    lrs = list(cfg.lr)
+    if len(lrs) == 1:
+        lrs = lrs * len(groups)
+    if len(lrs) != len(groups):
+        raise ConfigError(
+            f"lr has {len(cfg.lr)} values but the model has {len(groups)} couplings "
+            f"({', '.join(k for k, _ in groups)}); give one lr for all or one per coupling"
+        )
+    params = [{"params": ps, "lr": lr, "name": key} for (key, ps), lr in zip(groups, lrs)]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+
+
+def build_schedule(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+    """Per-batch cosine decay to zero over the run, or a constant rate."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
+    if cfg.schedule == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0)
+    raise ConfigError(f"unknown schedule {cfg.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
