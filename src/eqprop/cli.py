@@ -52,9 +52,9 @@ def _batch(cfg, n: int, checkpoint: str | None = None):
     from .training.builders import build_model
 
     ds = load_dataset(cfg.dataset, split="test", root=cfg.data_root).subset(n)
-    x = to_float(ds.images).flatten(1)
+    x = to_float(ds.images)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, x.shape[1], ds.num_classes)
+    model = build_model(cfg, tuple(x.shape[1:]), ds.num_classes)
     if checkpoint:
         from .training import load_checkpoint
 

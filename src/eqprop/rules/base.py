@@ -87,6 +87,15 @@ class Rule:
                 p.grad.add_(g)
         return result
 
+    @torch.no_grad()
+    def infer(self, model, x, y, steps: int | None = None) -> StepResult:
+        """Inference only (evaluation): the free phase and its loss/prediction, no gradient.
+
+        ``steps`` overrides ``free_steps`` (e.g. a longer budget at test time).
+        """
+        free = relax(model, x, steps=steps or self.free_steps, mode=self.mode, tol=self.tol)
+        return self.result(model, y, free)
+
     # -- shared pieces -----------------------------------------------------------------------
     def free_phase(self, model, x, ctx) -> Relaxed:
         return relax(model, x, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx)

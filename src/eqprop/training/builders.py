@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..models import get_model_class
+from ..models import HopfieldMLP
 from ..rules import make_rule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -29,10 +29,24 @@ def resolve_dtype(name: str) -> torch.dtype:
         raise ConfigError(f"unknown dtype {name!r}; valid dtypes: {', '.join(DTYPES)}") from None
 
 
-def build_model(cfg: TrainConfig, input_size: int, num_outputs: int):
-    cls = get_model_class(cfg.model)
-    sizes = [input_size, *cfg.hidden, num_outputs]
-    return cls(sizes, activation=cfg.activation, output=cfg.output, gains=cfg.gains)
+def _hopfield_mlp(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
+    sizes = [math.prod(input_shape), *cfg.hidden, num_outputs]
+    return HopfieldMLP(sizes, activation=cfg.activation, output=cfg.output, gains=cfg.gains)
+
+
+# How each model name is built from a config: (cfg, shape of one input sample, number of outputs).
+MODEL_BUILDERS = {"hopfield-mlp": _hopfield_mlp}
+
+
+def build_model(cfg: TrainConfig, input_shape: tuple[int, ...] | int, num_outputs: int):
+    """The model ``cfg.model`` for inputs of shape ``input_shape`` (one sample) and ``num_outputs``."""
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    try:
+        builder = MODEL_BUILDERS[cfg.model]
+    except KeyError:
+        raise ConfigError(f"unknown model {cfg.model!r}; valid models: {', '.join(sorted(MODEL_BUILDERS))}") from None
+    return builder(cfg, tuple(input_shape), num_outputs)
 
 
 def build_rule(cfg: TrainConfig):

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, save_config
 from ..data import load_dataset
 from ..data.transforms import to_float
-from ..dynamics import relax
 from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
 from .checkpoint import load_checkpoint, save_checkpoint
 from .logging import append_jsonl, plot_curves, read_jsonl
@@ -64,8 +63,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.train, num_classes = load_split(cfg, "train", cfg.train_subset, self.device, self.dtype)
         self.test, _ = load_split(cfg, "test", cfg.test_subset, self.device, self.dtype)
-        input_size = int(np.prod(self.train.x.shape[1:]))
-        self.model = build_model(cfg, input_size, num_classes).to(device=self.device, dtype=self.dtype)
+        self.model = build_model(cfg, tuple(self.train.x.shape[1:]), num_classes).to(device=self.device, dtype=self.dtype)
         self.rule = build_rule(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
         self.steps_per_epoch = len(self.train.y) // cfg.batch_size
@@ -147,15 +145,14 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: Split | None = None, batch_size: int = 1000) -> dict:
-        """Loss and accuracy at the free equilibrium (``eval_steps`` sweeps)."""
+        """Loss and accuracy of the rule's inference (free phase of ``eval_steps`` sweeps)."""
         split = split or self.test
-        steps = self.cfg.eval_steps or self.cfg.free_steps
         total_loss, correct = 0.0, 0
         for i in range(0, len(split.y), batch_size):
             x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
-            free = relax(self.model, x, steps=steps, mode=self.cfg.mode, tol=self.cfg.tol)
-            total_loss += float(self.model.cost(free.state, y).sum())
-            correct += int((self.model.output(free.state).argmax(-1) == y).sum())
+            r = self.rule.infer(self.model, x, y, steps=self.cfg.eval_steps)
+            total_loss += float(r.loss) * len(y)
+            correct += int((r.output.argmax(-1) == y).sum())
         n = len(split.y)
         return {"loss": total_loss / n, "acc": correct / n}
 
