@@ -79,6 +79,11 @@ def _coerce(name: str, value, tp):
         return [_coerce(name, v, item) for v in value]
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if tp is str and isinstance(value, (int, float)):

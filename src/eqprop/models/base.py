@@ -54,6 +54,18 @@ class EnergyModel(nn.Module):
         raise NotImplementedError
 
     # -- shared helpers ---------------------------------------------------------------------
+    def autograd_layer_update(self, i: int, state, ctx, force=None) -> torch.Tensor:
+        """The slow reference of ``layer_update``: ``sigma(G'(s_i) - dE/ds_i + force)`` by autograd.
+
+        Needs ``self.activation`` (with ``inverse = G'``) and ``ctx.x``. Tests compare it with the
+        hand-derived update; benchmarks time both.
+        """
+        with torch.enable_grad():
+            s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
+            g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
+        u = self.activation.inverse(state[i]) - g
+        return self.activation(u if force is None else u + force)
+
     @property
     def num_free_layers(self) -> int:
         raise NotImplementedError

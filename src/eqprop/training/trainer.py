@@ -100,6 +100,10 @@ class Trainer:
                 f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}); "
                 f"use another out= folder or resume=false to start afresh"
             )
+        kept = [k for k in ("optimizer", "lr", "momentum", "weight_decay") if old.get(k) != getattr(self.cfg, k)]
+        if kept:
+            print(f"[eqprop] note: resuming keeps the checkpoint's optimizer state; "
+                  f"{', '.join(f'{k}={old.get(k)!r}' for k in kept)} stay as they were")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
