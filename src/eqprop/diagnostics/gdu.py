@@ -57,6 +57,7 @@ class GDUResult:
         a1.legend()
         a2.plot(k, self.cosine, marker="o")
         a2.set(xlabel="step k", ylabel="cosine(EP, BPTT)", title=f"beta = {self.beta:g}")
+        a2.ticklabel_format(axis="y", useOffset=False)
         for ax in (a1, a2):
             ax.grid(alpha=0.3)
         fig.tight_layout()
