@@ -10,50 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
-import time
-from datetime import date
 
 import torch
+from common import AutogradUpdates, context, timed_ms
 
 import eqprop
 from eqprop.models import HopfieldMLP
-
-
-class AutogradUpdates(torch.nn.Module):
-    """The same model, relaxed with layer updates computed by autograd of its energy."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.model, name)
-
-    def layer_update(self, i, state, ctx, force=None):
-        return self.model.autograd_layer_update(i, state, ctx, force)
-
-    def named_parameters(self, *a, **k):
-        return self.model.named_parameters(*a, **k)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_steps(rule, model, x, y, repeats, device):
-    rule.estimate(model, x, y)  # warm-up
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        rule.estimate(model, x, y)
-    sync(device)
-    return 1000 * (time.perf_counter() - t0) / repeats
 
 
 def main():
@@ -77,9 +39,10 @@ def main():
         rule = eqprop.rules.EP(variant="centered", beta=0.5, free_steps=free, nudge_steps=nudge)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        fast = time_steps(rule, model, x, y, args.repeats, device)
+        fast = timed_ms(lambda: rule.estimate(model, x, y), args.repeats, device)
         peak_fast = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-        slow = time_steps(rule, AutogradUpdates(model), x, y, max(1, args.repeats // 4), device)
+        slow_model = AutogradUpdates(model)
+        slow = timed_ms(lambda: rule.estimate(slow_model, x, y), max(1, args.repeats // 4), device)
         # the two paths must agree (same sweeps): compare the gradient estimates once
         g_fast = eqprop.gradients(model, x, y, rule)
         g_slow = eqprop.gradients(AutogradUpdates(model), x, y, rule)
@@ -89,10 +52,7 @@ def main():
             "free_steps": free, "nudge_steps": nudge, "mode": "async", "batch": args.batch,
             "ms_per_batch_hand_derived": round(fast, 3), "ms_per_batch_autograd": round(slow, 3),
             "speedup": round(slow / fast, 2), "max_abs_grad_diff": max_diff,
-            "peak_cuda_bytes": peak_fast, "peak_rss_mb_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(),
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "dtype": args.dtype, "torch": torch.__version__, "date": str(date.today()),
+            "peak_cuda_bytes": peak_fast, "dtype": args.dtype, **context(device),
         }), flush=True)
 
 

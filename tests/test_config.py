@@ -14,12 +14,18 @@ def test_yaml_then_overrides(tmp_path):
 
 
 def test_every_shipped_config_loads():
+    """Training configs map onto TrainConfig; grid configs (compare_*.yaml) onto CompareConfig."""
     from pathlib import Path
 
+    from eqprop.training.compare import CompareConfig, load_compare_config
+
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-    assert configs
+    assert len(configs) > 5
     for c in configs:
-        assert isinstance(load_config(c), TrainConfig)
+        if c.name.startswith("compare_"):
+            assert isinstance(load_compare_config(c), CompareConfig)
+        else:
+            assert isinstance(load_config(c), TrainConfig)
 
 
 def test_errors_name_the_problem(tmp_path):

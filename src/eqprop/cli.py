@@ -3,6 +3,7 @@
     eqprop train [CONFIG.yaml] [key=value ...]
     eqprop gradcheck [CONFIG.yaml] [key=value ...] [--json] [--rules a,b] [--batch N]
     eqprop gdu [CONFIG.yaml] [key=value ...] [--beta B] [--steps K] [--out DIR]
+    eqprop compare [GRID.yaml] [key=value ...]
     eqprop data list | eqprop data download NAME [--root DIR]
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+SEQUENCE_MODELS = ("hssm",)  # read out by a forward pass; checked against BPTT, trained by rhel/bptt
 
 
 def _split_config_args(items: list[str]) -> tuple[str | None, list[str]]:
@@ -34,8 +37,12 @@ def cmd_train(args) -> int:
     from .training import train
 
     cfg = _config(args)
-    print(f"[eqprop] training {cfg.model}{[*cfg.hidden]} on {cfg.dataset} with {cfg.rule} "
-          f"(beta={cfg.beta}, {cfg.free_steps}/{cfg.nudge_steps} sweeps, {cfg.mode}) -> {cfg.out_dir()}", flush=True)
+    if cfg.model in SEQUENCE_MODELS:
+        print(f"[eqprop] training {cfg.model} ({cfg.blocks} blocks of {cfg.hru} HRUs, d_model={cfg.d_model}, "
+              f"pool={cfg.pool}) on {cfg.dataset} with {cfg.rule} (eps={cfg.eps}) -> {cfg.out_dir()}", flush=True)
+    else:
+        print(f"[eqprop] training {cfg.model}{[*cfg.hidden]} on {cfg.dataset} with {cfg.rule} "
+              f"(beta={cfg.beta}, {cfg.free_steps}/{cfg.nudge_steps} sweeps, {cfg.mode}) -> {cfg.out_dir()}", flush=True)
     s = train(cfg)
     print(
         f"[eqprop] done: {s['dataset']} {s['rule']} {s['epochs']} epochs, test accuracy "
@@ -64,18 +71,26 @@ def _batch(cfg, n: int, checkpoint: str | None = None):
 
 def cmd_gradcheck(args) -> int:
     from .diagnostics import compare_gradients
-    from .rules import make_rule, rule_names
+    from .rules import make_rule
 
     cfg = _config(args)
-    rules = args.rules.split(",") if args.rules else rule_names()
-    for r in rules + [args.reference]:
+    sequence = cfg.model in SEQUENCE_MODELS
+    rules = args.rules.split(",") if args.rules else None  # None: every rule that applies to the model
+    args.reference = args.reference or ("bptt" if sequence else "ffebm-implicit" if cfg.model == "ffebm" else "rbp")
+    for r in (rules or []) + [args.reference]:
         make_rule(r)  # unknown names fail here, listing the valid ones
     model, x, y = _batch(cfg, args.batch, args.checkpoint)
     settings = dict(beta=cfg.beta, free_steps=args.steps, nudge_steps=args.steps, mode=cfg.mode,
-                    tol=args.tol, adjoint_steps=args.steps)
+                    tol=args.tol, adjoint_steps=args.steps, eps=cfg.eps, chunk=cfg.chunk,
+                    N=cfg.N, radius=cfg.radius, batched=cfg.batched, lr=cfg.cep_lr)
     res = compare_gradients(model, x, y, rules=rules, reference=args.reference, **settings)
     if args.json:
         print(res.to_json())
+    elif sequence:
+        print(f"model {cfg.model} ({cfg.blocks} blocks of {cfg.hru} HRUs, d_model={cfg.d_model}, pool={cfg.pool}), "
+              f"{args.batch} {cfg.dataset} test sequences of {tuple(x.shape[1:])}, eps={cfg.eps}; parameters named "
+              f"blocks.<i>.* belong to block i")
+        print(res.table())
     else:
         print(f"model {cfg.model}{[*cfg.hidden]} ({cfg.output} output), {args.batch} {cfg.dataset} test samples, "
               f"beta={cfg.beta}, relaxations of up to {args.steps} sweeps (tol {args.tol})")
@@ -96,6 +111,20 @@ def cmd_gdu(args) -> int:
     (out / "gdu.json").write_text(json.dumps(res.to_dict(), indent=2))
     print(f"min cosine {min(res.cosine):.6f}, max relative error {max(res.rel_error):.3e}; "
           f"plot and numbers in {out}/gdu.png, {out}/gdu.json")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .training.compare import load_compare_config, run_compare
+
+    path, overrides = _split_config_args(args.config)
+    cfg = load_compare_config(path, overrides)
+    n = len(cfg.rules) * len(cfg.datasets) * len(cfg.seeds)
+    print(f"[eqprop] compare: {len(cfg.rules)} rules x {len(cfg.datasets)} datasets x {len(cfg.seeds)} seeds "
+          f"= {n} runs -> {cfg.out}", flush=True)
+    run_compare(cfg)
+    print((Path(cfg.out) / "results.md").read_text())
+    print(f"[eqprop] table, JSON and plot in {cfg.out}/results.md, results.json, results.png")
     return 0
 
 
@@ -130,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gradcheck", help="every rule's gradient against the exact one (float64)")
     g.add_argument("config", nargs="*", help="[CONFIG.yaml] [key=value ...]")
-    g.add_argument("--rules", help="comma-separated rule names (default: all ten)")
-    g.add_argument("--reference", default="rbp", help="the exact gradient: rbp (default) or bptt")
+    g.add_argument("--rules", help="comma-separated rule names (default: all ten; rhel for sequence models)")
+    g.add_argument("--reference", default=None,
+                   help="the exact gradient: rbp or bptt (default: rbp; bptt for sequence models)")
     g.add_argument("--batch", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--steps", type=int, default=1000, help="sweep budget of every relaxation (default 1000)")
     g.add_argument("--tol", type=float, default=1e-12, help="stop relaxations that change less than this")
@@ -147,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/gdu", help="folder for gdu.png and gdu.json")
     d.add_argument("--checkpoint", help="take the weights from a run's checkpoint.pt (default: fresh init)")
     d.set_defaults(func=cmd_gdu)
+
+    c = sub.add_parser("compare", help="a grid of rules x datasets x seeds (resumable), as a table and plot")
+    c.add_argument("config", nargs="*", help="[GRID.yaml] [key=value ...] (grid keys or base config keys)")
+    c.set_defaults(func=cmd_compare)
 
     da = sub.add_parser("data", help="list the datasets found, or download one (needs internet)")
     da.add_argument("action", choices=["list", "download"])

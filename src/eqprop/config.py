@@ -51,6 +51,27 @@ class TrainConfig:
     resume: bool = True                # continue from OUT/checkpoint.pt when it exists
     progress: bool = True              # tqdm progress bars
     max_loss: float = 1e6              # a loss above this (or NaN) stops the run as diverged
+    # sequence models (model=hssm) and RHEL (docs/rhel.md)
+    d_model: int = 32                  # HSSM width
+    d_state: int | None = None         # oscillators per HRU (default: d_model)
+    blocks: int = 2                    # HSSM blocks [norm, HRU, GELU/GLU, residual]
+    hru: str = "linear"                # linear | nonlinear
+    complex_hru: bool = False          # complex B, C in the HRUs
+    pool: str = "mean"                 # mean | last | none (sequence outputs)
+    dt_range: list[float] = field(default_factory=lambda: [0.01, 0.5])  # initial HRU steps dt (log-uniform)
+    eps: float = 0.01                  # RHEL error-kick size
+    chunk: int | None = 1024           # RHEL time steps processed at once (memory O(chunk))
+    # holomorphic EP, vector fields, C-EP, ff-EBMs (docs/holomorphic_ep.md, vector_field.md,
+    # continual_ep.md, ffebm.md)
+    N: int = 4                         # hep: points on the circle of nudges
+    radius: float | None = None        # hep: |beta| of the complex nudges (default: beta)
+    batched: bool = False              # hep: the N nudged phases as one batched relaxation
+    asymmetry: float = 0.0             # vector-field-mlp: angle (deg) between feedback and forward weights
+    homeostasis: float = 0.0           # coefficient of the Jacobian homeostasis loss ||J - J^T||_F^2
+    homeostasis_probes: int = 1        # random probe pairs of its estimate, per batch
+    cep_lr: list[float] | None = None  # cep: in-phase rates (default: lr), one per coupling or one for all
+    conv_channels: list[int] = field(default_factory=list)  # ffebm: conv front (3x3 conv, ReLU, 2x2 max-pool each)
+    ebm_blocks: list[int] | None = None  # ffebm: how many hidden layers each Hopfield block holds (default: one block)
 
     def out_dir(self) -> Path:
         return Path(self.out.format(**dataclasses.asdict(self)))

@@ -6,7 +6,9 @@ layer-wise minimisation (``model.layer_update``), either all layers from the pre
 each group seeing the newest values of the others). The output layer can be
 
 - nudged: ``Nudge(beta, y)`` adds the force ``-beta * dC/ds_out`` to its drive, so the settled
-  state is a stationary point of ``E + beta * C`` (real ``beta`` of either sign);
+  state is a stationary point of ``E + beta * C``. ``beta`` is real of either sign, complex
+  (holomorphic EP: start from a complex state), or a (B,) tensor of per-sample nudges, which
+  runs several nudged phases as one batched relaxation;
 - clamped: ``Clamp(value)`` holds it at ``value`` (contrastive and coupled learning).
 """
 from __future__ import annotations
@@ -21,10 +23,23 @@ MODES = ("async", "sync")
 
 @dataclass(frozen=True)
 class Nudge:
-    """Pull the output towards ``y`` with strength ``beta``: minimise ``E + beta * C(s, y)``."""
+    """Pull the output towards ``y`` with strength ``beta``: minimise ``E + beta * C(s, y)``.
 
-    beta: float
+    beta: a real or complex number, or a (B,) tensor (one nudge per sample).
+    """
+
+    beta: float | complex | torch.Tensor
     y: torch.Tensor
+
+    def force(self, model, state) -> torch.Tensor | None:
+        """``-beta * dC/ds_out``, added to the output layer's drive (None for a zero nudge)."""
+        b = self.beta
+        if isinstance(b, torch.Tensor):  # always applied (also at 0: forward-mode derivatives in beta)
+            g = model.cost_grad(state, self.y)
+            return -b.reshape(-1, *([1] * (g.dim() - 1))) * g
+        if b == 0:
+            return None
+        return -b * model.cost_grad(state, self.y)
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,7 @@ def sweep(model, state, ctx, mode: str = "async", nudge: Nudge | None = None, cl
         for i in group:
             if clamp is not None and i == out:
                 continue
-            force = None
-            if nudge is not None and nudge.beta != 0 and i == out:
-                force = -nudge.beta * model.cost_grad(state, nudge.y)
+            force = nudge.force(model, state) if nudge is not None and i == out else None
             new[i] = model.layer_update(i, state, ctx, force)
         state = new
     return state

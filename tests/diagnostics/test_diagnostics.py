@@ -15,14 +15,17 @@ def test_compare_gradients_covers_every_rule(tiny_batch):
     x, y = tiny_batch
     res = compare_gradients(make_net().float(), x.float(), y, beta=1e-3, **CONVERGED)
     assert res.settings["dtype"] == "float64"  # cast up from float32
-    assert [r["rule"] for r in res.rows if r["param"] == "all"] == rule_names()
+    ten = rule_names()[:10]
+    names = [r["rule"] for r in res.rows if r["param"] == "all"]
+    assert set(ten) <= set(names) and names[-1] == "rbp"  # the reference comes last
+    assert "rhel" not in names  # rules for other models are left out
     assert res.row("rbp")["rel_error"] == 0.0
     assert res.row("bptt")["rel_error"] < 1e-8
     assert res.row("ep-centered")["cosine"] > 0.99999
     assert res.row("ep-centered")["rel_error"] < res.row("ep-positive")["rel_error"] / 50
     assert res.row("cl")["cosine"] < 0.99  # contrastive learning follows another objective
     table = res.table()
-    for name in rule_names():
+    for name in ten:
         assert name in table
     assert json.loads(res.to_json())["reference"] == "rbp"
 

@@ -15,7 +15,9 @@ class DatasetNotFoundError(FileNotFoundError):
 class Dataset:
     """A whole split held in memory.
 
-    images: uint8 (N, C, H, W); labels: int64 (N,); classes[k] names label k.
+    images: uint8 (N, C, H, W) images, or float32 (N, T, C) sequences (time series, sequential
+    MNIST); sequences of unequal length are padded after their end with NaN
+    (``eqprop.data.timeseries``). labels: int64 (N,); classes[k] names label k.
     ``source`` records the file or directory it was read from ("" if built by hand).
     """
 
@@ -27,8 +29,13 @@ class Dataset:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        image = self.images.dtype == torch.uint8 and self.images.dim() == 4
+        sequence = self.images.dtype == torch.float32 and self.images.dim() == 3
+        if not (image or sequence):
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W) (or float32 (N, T, C) sequences), "
+                f"got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
             raise ValueError(f"labels must be int64 (N,), got {self.labels.dtype} {tuple(self.labels.shape)}")
         if len(self.images) != len(self.labels):
@@ -42,10 +49,14 @@ class Dataset:
         return len(self.classes)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        c, h, w = self.images.shape[1:]
-        return (int(c), int(h), int(w))
+    def input_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one image, or (T, C) of one sequence."""
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    @property
+    def is_sequence(self) -> bool:
+        """True for float (N, T, C) sequences."""
+        return self.images.dim() == 3
 
     def subset(self, n: int | None, generator: torch.Generator | None = None) -> "Dataset":
         """The first ``n`` samples, or ``n`` random ones (kept in original order) if a generator is given.

@@ -14,6 +14,8 @@ from .download import CIFAR10_URL, CIFAR100_URL, FASHION_MNIST_URL, MNIST_URL
 from .idx import read_idx
 from .image_folder import read_image_folder_tar
 from .paths import data_root
+from .svhn import SVHN_CLASSES, SVHN_FILES, read_svhn_mat
+from .timeseries import read_ts, sequential_mnist, standardize
 
 SPLITS = ("train", "test")
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -89,8 +91,55 @@ def _cifar(name: str, folder: str, files: dict[str, list[str]], meta: str, url: 
     return load
 
 
+def _sequential_mnist(name: str, permute: bool):
+    def load(split: str, roots: list[Path]) -> Dataset:
+        ds = _mnist(split, roots)
+        return Dataset(name, split, sequential_mnist(ds.images, permute), ds.labels, ds.classes, ds.source)
+    return load
+
+
+def _uea(name: str, problem: str):
+    """A UEA/UCR set from ``timeseries/{problem}_{TRAIN,TEST}.ts(.gz)``, standardised per channel
+    with the training split's mean and std (both splits), NaN padding kept."""
+    def find(split: str, roots: list[Path]) -> Path:
+        looked = [r / "timeseries" for r in roots]
+        for d in looked:
+            found = _with_gz(d, f"{problem}_{split.upper()}.ts")
+            if found:
+                return found
+        how = (f"Download {problem}.zip from https://timeseriesclassification.com (the .ts files) into "
+               f"DIR/timeseries/ and {_SET_ROOT}.")
+        raise _missing(name, f"{problem}_{split.upper()}.ts(.gz)", looked, how)
+
+    def load(split: str, roots: list[Path]) -> Dataset:
+        path = find(split, roots)
+        data = read_ts(path)
+        train = data if split == "train" else read_ts(find("train", roots))
+        x = standardize(train.x, data.x)[1]
+        return Dataset(name, split, x, data.labels, data.classes, str(path))
+    return load
+
+
+def _svhn(split: str, roots: list[Path]) -> Dataset:
+    dirs = [r / "svhn" for r in roots]
+    for d in dirs:
+        path = d / SVHN_FILES[split]
+        if path.is_file():
+            x, y = read_svhn_mat(path)
+            return Dataset("svhn", split, torch.from_numpy(x), torch.from_numpy(y), list(SVHN_CLASSES), str(path))
+    how = (f"Download {SVHN_FILES[split]} from http://ufldl.stanford.edu/housenumbers/ into DIR/svhn/ "
+           f"and {_SET_ROOT}.")
+    raise _missing("svhn", SVHN_FILES[split], dirs, how)
+
+
 _LOADERS = {
+    "acsf1": _uea("acsf1", "ACSF1"),
+    "basicmotions": _uea("basicmotions", "BasicMotions"),
+    "japanesevowels": _uea("japanesevowels", "JapaneseVowels_eq"),
+    "psmnist": _sequential_mnist("psmnist", permute=True),
+    "smnist": _sequential_mnist("smnist", permute=False),
     "cifar10": _cifar("cifar10", "cifar-10-batches-py", CIFAR10_FILES, "batches.meta", CIFAR10_URL, "cifar10-jpeg"),
+    "svhn": _svhn,
     "cifar100": _cifar("cifar100", "cifar-100-python", CIFAR100_FILES, "meta", CIFAR100_URL, None),
     "fashion-mnist": _fashion_mnist,
     "mnist": _mnist,

@@ -27,13 +27,14 @@ class GDUResult:
     cosine: list[float]     # per step
     rel_error: list[float]  # per step
     beta: float
+    label: str = "EP"       # the estimator compared with BPTT (e.g. "C-EP")
 
     def to_dict(self) -> dict:
-        return {"beta": self.beta, "cosine": self.cosine, "rel_error": self.rel_error,
+        return {"beta": self.beta, "label": self.label, "cosine": self.cosine, "rel_error": self.rel_error,
                 "min_cosine": min(self.cosine), "max_rel_error": max(self.rel_error)}
 
     def table(self) -> str:
-        lines = [f"GDU check, beta={self.beta:g}: per-step EP update vs per-step BPTT gradient",
+        lines = [f"GDU check, beta={self.beta:g}: per-step {self.label} update vs per-step BPTT gradient",
                  f"{'step':>4}  {'cosine':>10}  {'rel. error':>11}"]
         lines += [f"{k + 1:>4}  {c:>10.6f}  {e:>11.3e}" for k, (c, e) in enumerate(zip(self.cosine, self.rel_error))]
         return "\n".join(lines)
@@ -50,13 +51,13 @@ class GDUResult:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
         for j, p in enumerate(pick.tolist()):
             c = f"C{j}"
-            a1.plot(k, self.ep[:, p], c, label="EP" if j == 0 else None)
+            a1.plot(k, self.ep[:, p], c, label=self.label if j == 0 else None)
             a1.plot(k, self.bptt[:, p], c, ls="--", marker=".", label="BPTT" if j == 0 else None)
-        a1.set(xlabel="step k (EP: k-th nudged step; BPTT: k steps from the end)", ylabel="update",
+        a1.set(xlabel=f"step k ({self.label}: k-th nudged step; BPTT: k steps from the end)", ylabel="update",
                title="per-step updates (largest parameters)")
         a1.legend()
         a2.plot(k, self.cosine, marker="o")
-        a2.set(xlabel="step k", ylabel="cosine(EP, BPTT)", title=f"beta = {self.beta:g}")
+        a2.set(xlabel="step k", ylabel=f"cosine({self.label}, BPTT)", title=f"beta = {self.beta:g}")
         a2.ticklabel_format(axis="y", useOffset=False)
         for ax in (a1, a2):
             ax.grid(alpha=0.3)
@@ -71,7 +72,6 @@ def gdu_check(model, x, y, beta: float = 1e-4, steps: int = 20, free_steps: int 
     m = copy.deepcopy(model)
     if dtype is not None:
         m = m.to(dtype)
-    params = [p for _, p in trainable(m)]
     ctx = m.context(x)
     free = relax(m, x, steps=free_steps, mode="sync", tol=tol, ctx=ctx).state
     traj = [free]
@@ -84,16 +84,23 @@ def gdu_check(model, x, y, beta: float = 1e-4, steps: int = 20, free_steps: int 
         return torch.cat([g.flatten() for g in d.values()])
 
     ep_cum = [flat(energy_contrast(m, x, y, s, beta, free, 0.0, scale)) for s in traj]
-    bptt_cum = []
+    ep = torch.stack([ep_cum[k + 1] - ep_cum[k] for k in range(steps)]).detach()
+    bp = bptt_per_step(m, x, y, free, steps)
+    cos = torch.nn.functional.cosine_similarity(ep, bp, dim=1)
+    rel = (ep - bp).norm(dim=1) / bp.norm(dim=1).clamp_min(1e-300)
+    return GDUResult(ep=ep.float(), bptt=bp.float(), cosine=cos.tolist(), rel_error=rel.tolist(), beta=beta)
+
+
+def bptt_per_step(m, x, y, free, steps: int) -> torch.Tensor:
+    """(K, P): BPTT's gradient contribution of time step ``T - k + 1``, k = 1..K, for a free
+    trajectory that sits at the fixed point ``free`` (synchronous sweeps), all parameters flat."""
+    params = [p for _, p in trainable(m)]
+    cum = []
     for k in range(steps + 1):
         with torch.enable_grad():
             c = m.context(x)
             s = relax(m, x, [t.detach() for t in free], steps=k, mode="sync", ctx=c, track_graph=True).state
             loss = m.cost(s, y).mean()
             g = torch.autograd.grad(loss, params, allow_unused=True) if loss.requires_grad else [None] * len(params)
-        bptt_cum.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).flatten() for gi, p in zip(g, params)]))
-    ep = torch.stack([ep_cum[k + 1] - ep_cum[k] for k in range(steps)]).detach()
-    bp = torch.stack([bptt_cum[k + 1] - bptt_cum[k] for k in range(steps)]).detach()
-    cos = torch.nn.functional.cosine_similarity(ep, bp, dim=1)
-    rel = (ep - bp).norm(dim=1) / bp.norm(dim=1).clamp_min(1e-300)
-    return GDUResult(ep=ep.float(), bptt=bp.float(), cosine=cos.tolist(), rel_error=rel.tolist(), beta=beta)
+        cum.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).flatten() for gi, p in zip(g, params)]))
+    return torch.stack([cum[k + 1] - cum[k] for k in range(steps)]).detach()

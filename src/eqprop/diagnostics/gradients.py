@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..rules import make_rule, rule_names
+from ..rules import RULES, make_rule
+
+
+def applies(rule: str, model) -> bool:
+    """Whether the named rule can run on ``model`` (its ``check_model`` accepts it)."""
+    try:
+        make_rule(rule).check_model(model)
+    except ValueError:
+        return False
+    return True
 
 
 def _metrics(g: torch.Tensor, ref: torch.Tensor) -> dict:
@@ -71,7 +80,7 @@ def compare_gradients(
     Args:
         model: any model the rules apply to; a copy is cast to ``dtype`` (None keeps it).
         x, y: one batch.
-        rules: rule names or objects (default: all ten named rules).
+        rules: rule names or objects (default: every registered rule that applies to the model).
         reference: the exact gradient, ``"rbp"`` (implicit differentiation) or ``"bptt"``.
         settings: rule settings shared by every rule (``beta``, ``free_steps``, ``nudge_steps``,
             ``mode``, ``tol``, ``adjoint_steps``, ...). Give converged budgets (with ``tol``) for
@@ -81,7 +90,8 @@ def compare_gradients(
     if dtype is not None:
         m = m.to(dtype)
         x = x.to(dtype) if x.is_floating_point() else x
-    rules = list(rule_names()) if rules is None else list(rules)
+    if rules is None:
+        rules = [name for name in RULES if name != reference and applies(name, m)] + [reference]
     ref = make_rule(reference, **settings).estimate(m, x, y)[0]
     names = list(ref)
     result = GradientComparison(

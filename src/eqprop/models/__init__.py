@@ -1,9 +1,15 @@
 """Energy-based models: they know their energy, their state shapes and a fast update step."""
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import EnergyModel
+from .hamiltonian import HRU, HSSM, LinearHRU, NonlinearHRU
 from .hopfield import HopfieldMLP
+from .vector_field import VectorFieldConv, VectorFieldMLP
+from .ffebm import FFEBM, HopfieldBlock, build_ffebm
 
 MODELS = {"hopfield-mlp": HopfieldMLP}
+MODELS["hssm"] = HSSM
+MODELS["vector-field-mlp"] = VectorFieldMLP
+MODELS["ffebm"] = FFEBM
 
 
 def get_model_class(name: str):
@@ -14,4 +20,4 @@ def get_model_class(name: str):
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}") from None
 
 
-__all__ = ["ACTIVATIONS", "Activation", "EnergyModel", "HopfieldMLP", "MODELS", "get_activation", "get_model_class"]
+__all__ = ["ACTIVATIONS", "Activation", "EnergyModel", "FFEBM", "HRU", "HopfieldBlock", "VectorFieldConv", "VectorFieldMLP", "build_ffebm", "HSSM", "HopfieldMLP", "LinearHRU", "NonlinearHRU", "MODELS", "get_activation", "get_model_class"]

@@ -9,6 +9,11 @@ block-coordinate minimisation, for any activation (Scellier 2023, "box" Hopfield
 |----------------|-------------------|---------------------------------------|-------------|
 | hard_sigmoid   | clamp(u, 0, 1)    | s^2 / 2 (+ indicator of [0, 1])       | [0, 1]      |
 | sigmoid        | 1 / (1 + e^-u)    | s log s + (1 - s) log(1 - s)          | (0, 1)      |
+
+``holomorphic``: whether ``sigma`` and ``G`` extend to complex states as holomorphic functions
+(needed by holomorphic EP, which relaxes with complex nudges). The sigmoid does, on a
+neighbourhood of the real segment (0, 1) (principal logarithm); the hard sigmoid's clamp does not.
+For complex inputs the sigmoid's ``inverse``/``potential`` skip the clamp that guards the real logs.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class Activation:
     """``sigma`` (``__call__``), its inverse ``G'`` (``inverse``) and the potential ``G``."""
 
     name: str = ""
+    holomorphic: bool = False
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -50,16 +56,19 @@ class HardSigmoid(Activation):
 class Sigmoid(Activation):
     name = "sigmoid"
     eps = 1e-12
+    holomorphic = True
 
     def __call__(self, u):
         return torch.sigmoid(u)
 
     def inverse(self, s):
-        s = s.clamp(self.eps, 1 - self.eps)
+        if not s.is_complex():
+            s = s.clamp(self.eps, 1 - self.eps)
         return torch.log(s) - torch.log1p(-s)
 
     def potential(self, s):
-        s = s.clamp(self.eps, 1 - self.eps)
+        if not s.is_complex():
+            s = s.clamp(self.eps, 1 - self.eps)
         return s * torch.log(s) + (1 - s) * torch.log1p(-s)
 
 

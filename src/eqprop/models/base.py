@@ -70,12 +70,29 @@ class EnergyModel(nn.Module):
     def num_free_layers(self) -> int:
         raise NotImplementedError
 
-    def total_energy(self, x, state, y=None, beta: float = 0.0) -> torch.Tensor:
-        """``F = E + beta * C`` per sample, shape (B,)."""
+    def total_energy(self, x, state, y=None, beta=0.0) -> torch.Tensor:
+        """``F = E + beta * C`` per sample, shape (B,).
+
+        ``beta``: a real or complex number, or a (B,) tensor of per-sample nudges (batched phases).
+        """
         e = self.energy(x, state)
-        if beta != 0.0:
+        if isinstance(beta, torch.Tensor) or beta != 0.0:
             e = e + beta * self.cost(state, y)
         return e
+
+    def contrast_energy(self, x, state, y=None, beta=0.0, anchor=None) -> torch.Tensor:
+        """The function of the parameters whose differences between states the EP-family rules
+        take, per sample (B,). For an energy model it is ``F_beta(s) = E(s) + beta C(s)`` and
+        ``anchor`` (the free state) is unused; models without an energy (vector fields) override
+        it with a pseudo-energy that is linear in ``state`` around ``anchor``.
+        """
+        return self.total_energy(x, state, y, beta)
+
+    @property
+    def holomorphic(self) -> bool:
+        """Whether energy, cost and updates extend holomorphically to complex states."""
+        act = getattr(self, "activation", None)
+        return bool(getattr(act, "holomorphic", False))
 
     @property
     def param_dtype(self) -> torch.dtype:
@@ -84,6 +101,12 @@ class EnergyModel(nn.Module):
     @property
     def param_device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def like(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``w`` cast to ``s``'s dtype when ``s`` is complex (real parameters acting on complex
+    states, holomorphic EP); ``w`` itself otherwise. Differentiable."""
+    return w.to(s.dtype) if s.is_complex() and not w.is_complex() else w
 
 
 def parity_groups(n: int, mode: str) -> list[list[int]]:

@@ -17,6 +17,9 @@ Two output conventions:
 - ``output="ce"``: the last size is a readout *outside* the energy (Laborieux et al. 2021):
   ``logits = W_out s_n + b_out`` and ``C = cross_entropy(logits, y)``; the nudge ``beta * C``
   acts on the last free layer through ``W_out^T (softmax(logits) - y)``.
+
+States may be complex (holomorphic EP): the real parameters are then cast to the state's dtype
+inside the update, energy and cost, so every formula above is the holomorphic extension in ``s``.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import get_activation
-from .base import EnergyModel, one_hot_targets, parity_groups
+from .base import EnergyModel, like, one_hot_targets, parity_groups
 
 OUTPUTS = ("mse", "ce")
 
@@ -129,9 +132,9 @@ class HopfieldMLP(EnergyModel):
         return MLPContext(x=x, input_drive=self.layers[0](x))
 
     def layer_update(self, i, state, ctx: MLPContext, force=None):
-        u = ctx.input_drive if i == 0 else self.layers[i](state[i - 1])
+        u = ctx.input_drive if i == 0 else _linear(self.layers[i], state[i - 1])
         if i + 1 < self.num_free_layers:
-            u = u + state[i + 1] @ self.layers[i + 1].weight
+            u = u + state[i + 1] @ like(self.layers[i + 1].weight, state[i + 1])
         if force is not None:
             u = u + force
         return self.activation(u)
@@ -144,26 +147,41 @@ class HopfieldMLP(EnergyModel):
         e = sum(self.activation.potential(s).sum(-1) for s in state)
         below = [x] + list(state[:-1])
         for layer, lo, hi in zip(self.layers, below, state):
-            e = e - (hi * layer(lo)).sum(-1)
+            e = e - (hi * _linear(layer, lo)).sum(-1)
         return e
 
     def output(self, state):
         s = state[self.output_index]
-        return self.readout(s) if self.readout is not None else s
+        return _linear(self.readout, s) if self.readout is not None else s
 
     def cost(self, state, y):
         out = self.output(state)
         t = one_hot_targets(y, self.num_outputs, out)
         if self.readout is None:
             return 0.5 * ((out - t) ** 2).sum(-1)
-        return -(t * F.log_softmax(out, dim=-1)).sum(-1)
+        return -(t * _log_softmax(out)).sum(-1)
 
     def cost_grad(self, state, y):
         out = self.output(state)
         t = one_hot_targets(y, self.num_outputs, out)
         if self.readout is None:
             return out - t
-        return (torch.softmax(out, dim=-1) - t) @ self.readout.weight
+        p = _log_softmax(out).exp() if out.is_complex() else torch.softmax(out, dim=-1)
+        return (p - t) @ like(self.readout.weight, out)
 
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}, activation={self.activation.name}, output={self.output_kind!r}"
+
+
+def _linear(layer: nn.Linear, s: torch.Tensor) -> torch.Tensor:
+    """``layer(s)``; for complex ``s`` the real weights are cast to its dtype."""
+    if not s.is_complex():
+        return layer(s)
+    return F.linear(s, like(layer.weight, s), like(layer.bias, s))
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """``log_softmax`` over the last dim, also for complex logits (holomorphic extension)."""
+    if not z.is_complex():
+        return F.log_softmax(z, dim=-1)
+    return z - torch.logsumexp(z, dim=-1, keepdim=True)

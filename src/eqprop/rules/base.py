@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 
 from ..dynamics import MODES, Relaxed, relax
+from ..precision import cast_state, relaxation_copy
 
 
 @dataclass
@@ -43,19 +44,37 @@ def as_grad_dict(model, grads) -> dict[str, torch.Tensor]:
     }
 
 
-def energy_contrast(model, x, y, a, beta_a, b, beta_b, scale: float) -> dict[str, torch.Tensor]:
-    """``scale * d/dtheta [F_{beta_a}(s_a) - F_{beta_b}(s_b)]`` summed over the batch, states fixed.
+def weighted_contrast(model, x, y, terms, anchor=None) -> dict[str, torch.Tensor]:
+    """``d/dtheta Re sum_k w_k Psi_{beta_k}(s_k)`` summed over the batch, the states held fixed.
 
-    ``F_beta = E + beta * C``. Every EP-family estimator is one such contrast: e.g. centered EP is
-    ``a = s*_{+beta}, b = s*_{-beta}, scale = 1 / (2 beta B)``.
+    ``terms``: ``(state, beta_k, w_k)`` triples; ``w_k`` and ``beta_k`` are numbers (real or
+    complex) or (B,) tensors (phases batched along the batch dimension). ``Psi`` is
+    ``model.contrast_energy``: ``F_beta = E + beta C`` for energy models, the vector field's
+    pseudo-energy around ``anchor`` (the free state) for vector-field models. Every EP-family
+    estimator is one such weighted sum with weights that add up to zero: centered EP is
+    ``[(s*_b, b, 1/(2bB)), (s*_-b, -b, -1/(2bB))]``, holomorphic EP puts ``N`` complex states
+    on a circle with the weights of the Cauchy formula.
     """
     params = [p for _, p in trainable(model)]
-    a = [t.detach() for t in a]
-    b = [t.detach() for t in b]
+    anchor = None if anchor is None else [t.detach() for t in anchor]
     with torch.enable_grad():
-        diff = model.total_energy(x, a, y, beta_a).sum() - model.total_energy(x, b, y, beta_b).sum()
-        grads = torch.autograd.grad(diff * scale, params, allow_unused=True)
+        total = 0.0
+        for state, beta, w in terms:
+            psi = model.contrast_energy(x, [t.detach() for t in state], y, beta, anchor)
+            total = total + (w * psi).sum()
+        if total.is_complex():
+            total = total.real
+        grads = torch.autograd.grad(total, params, allow_unused=True)
     return as_grad_dict(model, grads)
+
+
+def energy_contrast(model, x, y, a, beta_a, b, beta_b, scale: float, anchor=None) -> dict[str, torch.Tensor]:
+    """``scale * d/dtheta [F_{beta_a}(s_a) - F_{beta_b}(s_b)]`` summed over the batch, states fixed.
+
+    ``F_beta = E + beta * C`` (``model.contrast_energy``; ``anchor`` is the free state, used by
+    vector-field models). E.g. centered EP is ``a = s*_{+beta}, b = s*_{-beta}, scale = 1 / (2 beta B)``.
+    """
+    return weighted_contrast(model, x, y, [(a, beta_a, scale), (b, beta_b, -scale)], anchor)
 
 
 @dataclass
@@ -66,6 +85,7 @@ class Rule:
     free_steps: int = 30
     mode: str = "async"
     tol: float | None = None
+    relax_dtype: str | None = None  # e.g. "bfloat16": relax a low-precision copy (precision.py)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -75,6 +95,18 @@ class Rule:
 
     def estimate(self, model, x, y) -> tuple[dict[str, torch.Tensor], StepResult]:
         raise NotImplementedError
+
+    def check_model(self, model) -> None:
+        """Raise ``ValueError`` (naming the fix) when the rule cannot run on ``model``.
+
+        Default: the model must be a relaxable system (``layer_update``/``context``), i.e. not a
+        chain such as ``FFEBM`` that needs its own rule.
+        """
+        if not hasattr(model, "layer_update"):
+            raise ValueError(
+                f"rule {self.name!r} relaxes a single system; {type(model).__name__} is not one "
+                f"(a chain of blocks is trained with the 'ffebm' rule)"
+            )
 
     def step(self, model, x, y) -> StepResult:
         """Estimate the gradient and add it to each parameter's ``.grad``."""
@@ -93,16 +125,21 @@ class Rule:
 
         ``steps`` overrides ``free_steps`` (e.g. a longer budget at test time).
         """
-        free = relax(model, x, steps=steps or self.free_steps, mode=self.mode, tol=self.tol)
+        free = relax(self.relaxer(model), x, steps=steps or self.free_steps, mode=self.mode, tol=self.tol)
         return self.result(model, y, free)
 
     # -- shared pieces -----------------------------------------------------------------------
+    def relaxer(self, model):
+        """The system the relaxations run on: ``model``, or its ``relax_dtype`` copy."""
+        return relaxation_copy(model, self.relax_dtype)
+
     def free_phase(self, model, x, ctx) -> Relaxed:
         return relax(model, x, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx)
 
     def result(self, model, y, free: Relaxed, **stats) -> StepResult:
+        state = cast_state(free.state, model)
         with torch.no_grad():
-            loss = model.cost(free.state, y).mean()
-            out = model.output(free.state)
+            loss = model.cost(state, y).mean()
+            out = model.output(state)
         stats = {"free_steps": free.steps, "free_residual": free.residual, **stats}
-        return StepResult(loss=loss.detach(), output=out.detach(), state=[s.detach() for s in free.state], stats=stats)
+        return StepResult(loss=loss.detach(), output=out.detach(), state=[s.detach() for s in state], stats=stats)

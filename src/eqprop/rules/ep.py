@@ -11,6 +11,8 @@ All contrast ``dF/dtheta`` at two settled states (``F_beta = E + beta C``):
   with ``eta = beta`` in place of ``b`` (Stern et al. 2021).
 
 The nudged / clamped phases start from the free equilibrium and run ``nudge_steps`` sweeps.
+On a vector-field model (no energy) the same rules are *generalized* EP: the contrast is taken
+of the model's ``contrast_energy``, the vector field's pseudo-energy around the free state.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 
 from ..dynamics import Clamp, Nudge, relax
 from ..models.base import one_hot_targets
+from ..precision import cast_state
 from .base import Rule, StepResult, energy_contrast
 
 VARIANTS = ("positive", "negative", "centered")
@@ -56,16 +59,19 @@ class _TwoPhase(Rule):
         raise NotImplementedError
 
     def estimate(self, model, x, y):
-        ctx = model.context(x)
-        free = self.free_phase(model, x, ctx)
+        self.check_model(model)
+        system = self.relaxer(model)
+        ctx = system.context(x)
+        free = self.free_phase(system, x, ctx)
         signs = self.signs()
         states = {0: free.state}
-        states.update({s: self.perturbed_phase(model, x, y, ctx, free, s) for s in signs})
+        states.update({s: self.perturbed_phase(system, x, y, ctx, free, s) for s in signs})
+        states = {k: cast_state(v, model) for k, v in states.items()}
         hi, lo = max(states), min(states)  # (+1, -1) centered, (+1, 0) positive, (0, -1) negative
         ba = self.contrast_beta(hi) if hi else 0.0
         bb = self.contrast_beta(lo) if lo else 0.0
         scale = 1.0 / ((hi - lo) * self.beta * x.shape[0])
-        grads = energy_contrast(model, x, y, states[hi], ba, states[lo], bb, scale)
+        grads = energy_contrast(model, x, y, states[hi], ba, states[lo], bb, scale, anchor=states[0])
         signed_beta = self.beta * signs[0] if len(signs) == 1 else self.beta
         return grads, self.result(model, y, free, beta=signed_beta)
 
@@ -108,6 +114,10 @@ class CpL(_TwoPhase):
 
     name: ClassVar[str] = "cpl"
 
+    def check_model(self, model):
+        super().check_model(model)
+        _require_output_in_energy(model, "coupled learning (CpL)")
+
     def perturbed_phase(self, model, x, y, ctx, free, sign):
         _require_output_in_energy(model, "coupled learning (CpL)")
         o = model.output(free.state)
@@ -126,12 +136,18 @@ class CL(Rule):
     name: ClassVar[str] = "cl"
     nudge_steps: int = 10
 
-    def estimate(self, model, x, y):
+    def check_model(self, model):
+        super().check_model(model)
         _require_output_in_energy(model, "contrastive learning (CL)")
-        ctx = model.context(x)
-        free = self.free_phase(model, x, ctx)
-        o = model.output(free.state)
+
+    def estimate(self, model, x, y):
+        self.check_model(model)
+        system = self.relaxer(model)
+        ctx = system.context(x)
+        free = self.free_phase(system, x, ctx)
+        o = system.output(free.state)
         clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
-        clamped = relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)
-        grads = energy_contrast(model, x, y, clamped.state, 0.0, free.state, 0.0, 1.0 / x.shape[0])
+        clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)
+        a, b = cast_state(clamped.state, model), cast_state(free.state, model)
+        grads = energy_contrast(model, x, y, a, 0.0, b, 0.0, 1.0 / x.shape[0], anchor=b)
         return grads, self.result(model, y, free)

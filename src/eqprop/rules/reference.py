@@ -17,6 +17,7 @@ import torch
 
 from ..dynamics import relax, sweep
 from .base import Rule, as_grad_dict, trainable
+from .sequence import is_sequence_model, sequence_bptt, sequence_infer
 
 
 @dataclass
@@ -27,6 +28,8 @@ class BPTT(Rule):
     backprop_steps: int | None = None
 
     def estimate(self, model, x, y):
+        if is_sequence_model(model):  # sequence models (HSSM): autograd through every time step
+            return sequence_bptt(model, x, y)
         k = self.free_steps if self.backprop_steps is None else min(self.backprop_steps, self.free_steps)
         params = [p for _, p in trainable(model)]
         start = relax(model, x, steps=self.free_steps - k, mode=self.mode, tol=self.tol)
@@ -37,6 +40,15 @@ class BPTT(Rule):
             loss = model.cost(free.state, y).mean()
             grads = torch.autograd.grad(loss, params, allow_unused=True)
         return as_grad_dict(model, grads), self.result(model, y, free, backprop_steps=k)
+
+    def check_model(self, model) -> None:
+        if not is_sequence_model(model):
+            super().check_model(model)
+
+    def infer(self, model, x, y, steps=None):
+        if is_sequence_model(model):
+            return sequence_infer(model, x, y)
+        return super().infer(model, x, y, steps)
 
 
 @dataclass

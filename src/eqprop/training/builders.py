@@ -6,7 +6,9 @@ import math
 import torch
 
 from ..config import ConfigError, TrainConfig
-from ..models import HopfieldMLP
+from ..models import HSSM, HopfieldMLP
+from ..models.ffebm import build_ffebm
+from ..models.vector_field import VectorFieldMLP
 from ..rules import make_rule
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -34,8 +36,36 @@ def _hopfield_mlp(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: i
     return HopfieldMLP(sizes, activation=cfg.activation, output=cfg.output, gains=cfg.gains)
 
 
+def _hssm(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
+    if len(input_shape) != 2:
+        raise ConfigError(f"model=hssm needs sequence data (steps, channels) per sample; {cfg.dataset} has {input_shape}")
+    if len(cfg.dt_range) != 2:
+        raise ConfigError(f"dt_range must be [dt_min, dt_max], got {cfg.dt_range}")
+    return HSSM(input_shape[-1], num_outputs, d_model=cfg.d_model, d_state=cfg.d_state, blocks=cfg.blocks,
+                hru=cfg.hru, complex=cfg.complex_hru, pool=cfg.pool, dt_min=cfg.dt_range[0], dt_max=cfg.dt_range[1])
+
+
 # How each model name is built from a config: (cfg, shape of one input sample, number of outputs).
 MODEL_BUILDERS = {"hopfield-mlp": _hopfield_mlp}
+MODEL_BUILDERS["hssm"] = _hssm
+
+
+def _vector_field_mlp(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
+    sizes = [math.prod(input_shape), *cfg.hidden, num_outputs]
+    return VectorFieldMLP(sizes, activation=cfg.activation, output=cfg.output, gains=cfg.gains,
+                          asymmetry=cfg.asymmetry, seed=cfg.seed)
+
+
+def _ffebm(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
+    try:
+        return build_ffebm(input_shape, num_outputs, conv_channels=cfg.conv_channels, hidden=cfg.hidden,
+                           blocks=cfg.ebm_blocks, activation=cfg.activation, output=cfg.output, gains=cfg.gains)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+MODEL_BUILDERS["vector-field-mlp"] = _vector_field_mlp
+MODEL_BUILDERS["ffebm"] = _ffebm
 
 
 def build_model(cfg: TrainConfig, input_shape: tuple[int, ...] | int, num_outputs: int):
@@ -51,7 +81,9 @@ def build_model(cfg: TrainConfig, input_shape: tuple[int, ...] | int, num_output
 
 def build_rule(cfg: TrainConfig):
     return make_rule(
-        cfg.rule, beta=cfg.beta, free_steps=cfg.free_steps, nudge_steps=cfg.nudge_steps, mode=cfg.mode, tol=cfg.tol
+        cfg.rule, beta=cfg.beta, free_steps=cfg.free_steps, nudge_steps=cfg.nudge_steps, mode=cfg.mode, tol=cfg.tol,
+        eps=cfg.eps, chunk=cfg.chunk, N=cfg.N, radius=cfg.radius, batched=cfg.batched,
+        lr=cfg.cep_lr if cfg.cep_lr is not None else cfg.lr,
     )
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, save_config
 from ..data import load_dataset
 from ..data.transforms import to_float
+from ..rules.vector_field import add_homeostasis_grad
 from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
 from .checkpoint import load_checkpoint, save_checkpoint
 from .logging import append_jsonl, plot_curves, read_jsonl
@@ -135,6 +136,8 @@ class Trainer:
             x, y = self.train.x[idx], self.train.y[idx]
             self.optimizer.zero_grad(set_to_none=True)
             result = self.rule.step(model, x, y)
+            if cfg.homeostasis:  # Jacobian homeostasis: + lambda ||J - J^T||_F^2 at the free state
+                add_homeostasis_grad(model, x, result.state, cfg.homeostasis, cfg.homeostasis_probes)
             loss = float(result.loss)
             self._check_finite(loss, f"epoch {self.epoch + 1}, batch {b + 1}")
             self.optimizer.step()
@@ -180,6 +183,8 @@ class Trainer:
                 "epoch": self.epoch, **train, "test_loss": test["loss"], "test_acc": test["acc"],
                 "epoch_time": time.time() - t0, "lr": [g["lr"] for g in self.optimizer.param_groups],
             }
+            if hasattr(self.model, "jacobian_asymmetry"):  # vector-field models: ||J - J^T||_F
+                record["jacobian_asymmetry"] = self.model.jacobian_asymmetry()
             self.history.append(record)
             append_jsonl(self.out / "metrics.jsonl", record)
             save_checkpoint(self.state_dict(), self.checkpoint_path)

@@ -1,0 +1,239 @@
+"""The deep convolutional Hopfield network (DCHN; Scellier et al. 2023, REFERENCES §1).
+
+Free layers ``s_1 .. s_K`` are feature maps; coupling ``k`` is a 3x3 convolution (padding 1)
+followed by 2x2 pooling (max or average), so layer ``k+1`` has half the height and width of
+layer ``k``. A dense coupling joins the last map to the output:
+
+    E(x, s) = sum_i sum G(s_i) - sum_{k<K} s_{k+1} . (P(conv_k(s_k)) + b_k) - s_out . (W_d flat(s_K) + b_d)
+
+(``s_0 = x``; the last term only with ``output="mse"``; with ``output="ce"`` the dense layer is a
+readout outside the energy, as in HopfieldMLP.) The layer update is hand-derived:
+
+    s_k <- sigma( P(conv_{k-1}(s_{k-1})) + b_{k-1} + conv_k^T( P^T(s_{k+1}) ) )
+
+where ``P^T`` is the adjoint of the pooling — unpooling to the arg-max positions (max pooling,
+indices taken from the same forward pass over the current ``s_k``) or nearest upsampling / 4
+(average pooling) — and ``conv_k^T`` is the transposed convolution. With max pooling the
+energy is piecewise bilinear and the update is its exact layer-wise stationary point given the
+pooling pattern; ``autograd_layer_update`` derives the same from the energy (tested).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import get_activation
+from .base import EnergyModel, like, parity_groups
+from .hopfield import OUTPUTS, HopfieldMLP
+
+POOLS = ("max", "avg")
+
+
+@dataclass
+class ConvContext:
+    """What stays fixed during one relaxation, and the per-layer cache of upward passes.
+
+    ``up[k] = (s, P(conv_k(s)) + b_k, indices, conv shape)`` for the state tensor ``s`` of the
+    layer below coupling ``k``; it is reused as long as that layer holds the same tensor, so each
+    sweep computes every convolution once (it serves as the drive of the layer above *and* gives
+    the pooling indices of the feedback into the layer below).
+    """
+
+    x: torch.Tensor            # (B, C, H, W) input in the model's dtype
+    input_drive: torch.Tensor  # (B, C_1, H/2, W/2) = P(conv_0(x)) + b_0
+    up: dict = field(default_factory=dict)
+
+
+class ConvHopfield(EnergyModel):
+    """Convolutional Hopfield network with a hand-derived layer update.
+
+    Args:
+        in_shape: ``(C, H, W)`` of one input; H and W must halve evenly at every layer.
+        channels: channels of the free conv layers, e.g. ``[128, 256, 512, 512]``.
+        num_outputs: classes (the dense output).
+        pool: ``"max"`` (default) or ``"avg"``.
+        activation, output, gains: as in :class:`HopfieldMLP` (one gain per coupling, dense
+            one included).
+
+    State: ``state[k]`` (k < K) is ``(B, channels[k], H / 2^(k+1), W / 2^(k+1))``; with
+    ``output="mse"`` ``state[K]`` is ``(B, num_outputs)``.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        channels: Sequence[int],
+        num_outputs: int,
+        pool: str = "max",
+        activation: str = "hard_sigmoid",
+        output: str = "mse",
+        gains: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        c, h, w = (int(v) for v in in_shape)
+        channels = [int(v) for v in channels]
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; valid pools: {', '.join(POOLS)}")
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; valid outputs: {', '.join(OUTPUTS)}")
+        if not channels:
+            raise ValueError("channels must list at least one conv layer")
+        self.map_shapes = []
+        for ch in channels:
+            if h % 2 or w % 2:
+                raise ValueError(
+                    f"a {tuple(in_shape)} input cannot be pooled {len(channels)} times: a {h}x{w} map "
+                    f"does not halve evenly; use fewer channels entries"
+                )
+            h, w = h // 2, w // 2
+            self.map_shapes.append((ch, h, w))
+        self.in_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))
+        self.channels = channels
+        self.pool = pool
+        self.output_kind = output
+        self.activation = get_activation(activation)
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip([c, *channels[:-1]], channels))
+        flat = math.prod(self.map_shapes[-1])
+        self.dense = nn.Linear(flat, num_outputs) if output == "mse" else None
+        self.readout = nn.Linear(flat, num_outputs) if output == "ce" else None
+        self._num_outputs = int(num_outputs)
+        n_coupling = len(channels) + 1
+        gains = [1.0] * n_coupling if gains is None else [float(g) for g in gains]
+        if len(gains) != n_coupling:
+            raise ValueError(f"gains needs one value per coupling ({n_coupling}), got {len(gains)}")
+        for mod, g in zip([*self.convs, self.dense or self.readout], gains):
+            fan_in = mod.weight[0].numel()
+            nn.init.uniform_(mod.weight, -g / math.sqrt(fan_in), g / math.sqrt(fan_in))
+            nn.init.zeros_(mod.bias)
+
+    # -- shapes --------------------------------------------------------------------------------
+    @property
+    def num_free_layers(self) -> int:
+        return len(self.channels) + (1 if self.dense is not None else 0)
+
+    @property
+    def output_index(self) -> int:  # type: ignore[override]
+        return self.num_free_layers - 1
+
+    @property
+    def output_in_energy(self) -> bool:
+        return self.readout is None
+
+    @property
+    def num_outputs(self) -> int:
+        return self._num_outputs
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and x.shape[1] == math.prod(self.in_shape):
+            x = x.view(-1, *self.in_shape)
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(
+                f"ConvHopfield expects inputs of shape (batch, {', '.join(map(str, self.in_shape))}); "
+                f"got {tuple(x.shape)}"
+            )
+        return x.to(dtype=self.param_dtype, device=self.param_device)
+
+    def init_state(self, x):
+        b, kw = x.shape[0], dict(dtype=self.param_dtype, device=self.param_device)
+        state = [torch.zeros(b, *shape, **kw) for shape in self.map_shapes]
+        if self.dense is not None:
+            state.append(torch.zeros(b, self.num_outputs, **kw))
+        return state
+
+    # -- the couplings -------------------------------------------------------------------------
+    def _conv(self, k: int, s: torch.Tensor) -> torch.Tensor:
+        conv = self.convs[k]
+        return F.conv2d(s, like(conv.weight, s), padding=1)
+
+    def _forward(self, k: int, s: torch.Tensor):
+        """``P(conv_k(s)) + b_k`` and the pooling indices (max) of that same pass."""
+        z = self._conv(k, s)
+        if self.pool == "max":
+            if z.is_complex():
+                raise ValueError("max pooling has no holomorphic extension; use pool='avg' with complex states")
+            p, idx = F.max_pool2d(z, 2, return_indices=True)
+        elif z.is_complex():  # avg_pool2d has no complex kernel: pool real and imaginary parts
+            p, idx = torch.complex(F.avg_pool2d(z.real, 2), F.avg_pool2d(z.imag, 2)), None
+        else:
+            p, idx = F.avg_pool2d(z, 2), None
+        return p + like(self.convs[k].bias, p).view(1, -1, 1, 1), idx, z.shape
+
+    def _backward(self, k: int, s_above: torch.Tensor, idx, conv_shape) -> torch.Tensor:
+        """``d/ds_k [s_{k+1} . P(conv_k(s_k))] = conv_k^T(P^T(s_{k+1}))``."""
+        if self.pool == "max":
+            up = F.max_unpool2d(s_above, idx, 2, output_size=conv_shape[-2:])
+        else:
+            up = s_above.repeat_interleave(2, -2).repeat_interleave(2, -1) / 4  # nearest upsampling (complex too)
+        return F.conv_transpose2d(up, like(self.convs[k].weight, up), padding=1)
+
+    def _up(self, k: int, s: torch.Tensor, ctx: ConvContext):
+        """``_forward(k, s)``, cached in ``ctx`` for as long as ``s`` is the same tensor."""
+        hit = ctx.up.get(k)
+        if hit is None or hit[0] is not s:
+            hit = (s, *self._forward(k, s))
+            ctx.up[k] = hit
+        return hit[1:]
+
+    def _dense_in(self, s_last: torch.Tensor) -> torch.Tensor:
+        d = self.dense
+        return F.linear(s_last.flatten(1), like(d.weight, s_last), like(d.bias, s_last))
+
+    # -- contract --------------------------------------------------------------------------------
+    def context(self, x):
+        x = self.prepare_input(x)
+        return ConvContext(x=x, input_drive=self._forward(0, x)[0])
+
+    def layer_update(self, i, state, ctx, force=None):
+        n_conv = len(self.channels)
+        if i == n_conv:  # the dense output layer (MSE)
+            u = self._dense_in(state[i - 1])
+        else:
+            u = ctx.input_drive if i == 0 else self._up(i, state[i - 1], ctx)[0]
+            if i + 1 < n_conv:
+                _, idx, shape = self._up(i + 1, state[i], ctx)
+                u = u + self._backward(i + 1, state[i + 1], idx, shape)
+            elif self.dense is not None:
+                u = u + (state[i + 1] @ like(self.dense.weight, state[i + 1])).view_as(u)
+        if force is not None:
+            u = u + force.view_as(u)
+        return self.activation(u)
+
+    def update_groups(self, mode):
+        return parity_groups(self.num_free_layers, mode)
+
+    @property
+    def holomorphic(self) -> bool:
+        """Holomorphic EP needs a holomorphic activation and average pooling (max pooling is not)."""
+        return self.pool == "avg" and bool(self.activation.holomorphic)
+
+    def energy(self, x, state):
+        x = self.prepare_input(x)
+        e = sum(self.activation.potential(s).flatten(1).sum(-1) for s in state)
+        below = [x, *state[: len(self.channels) - 1]]
+        for k, (lo, hi) in enumerate(zip(below, state)):
+            e = e - (hi * self._forward(k, lo)[0]).flatten(1).sum(-1)
+        if self.dense is not None:
+            e = e - (state[-1] * self._dense_in(state[len(self.channels) - 1])).sum(-1)
+        return e
+
+    def output(self, state):
+        s = state[self.output_index]
+        if self.readout is None:
+            return s
+        return F.linear(s.flatten(1), like(self.readout.weight, s), like(self.readout.bias, s))
+
+    # the costs are those of HopfieldMLP: they only read ``output`` and ``readout``
+    cost = HopfieldMLP.cost
+
+    def cost_grad(self, state, y):
+        g = HopfieldMLP.cost_grad(self, state, y)
+        return g.view_as(state[self.output_index])
+
+    def extra_repr(self) -> str:
+        return (f"in_shape={self.in_shape}, channels={self.channels}, pool={self.pool!r}, "
+                f"activation={self.activation.name}, output={self.output_kind!r}")
