@@ -37,12 +37,7 @@ def cmd_train(args) -> int:
     from .training import train
 
     cfg = _config(args)
-    if cfg.model in SEQUENCE_MODELS:
-        print(f"[eqprop] training {cfg.model} ({cfg.blocks} blocks of {cfg.hru} HRUs, d_model={cfg.d_model}, "
-              f"pool={cfg.pool}) on {cfg.dataset} with {cfg.rule} (eps={cfg.eps}) -> {cfg.out_dir()}", flush=True)
-    else:
-        print(f"[eqprop] training {cfg.model}{[*cfg.hidden]} on {cfg.dataset} with {cfg.rule} "
-              f"(beta={cfg.beta}, {cfg.free_steps}/{cfg.nudge_steps} sweeps, {cfg.mode}) -> {cfg.out_dir()}", flush=True)
+    print(f"[eqprop] training {cfg.model} on {cfg.dataset} with {cfg.rule} -> {cfg.out_dir()}", flush=True)
     s = train(cfg)
     print(
         f"[eqprop] done: {s['dataset']} {s['rule']} {s['epochs']} epochs, test accuracy "

@@ -19,8 +19,8 @@ class TrainConfig:
     # data
     dataset: str = "fashion-mnist"     # mnist | fashion-mnist | cifar10 | cifar100
     data_root: str | None = None       # default: $EQPROP_DATA, ./data, ../shared/data
-    train_subset: int | None = None    # use the first N training samples
-    test_subset: int | None = None     # evaluate on the first N test samples
+    train_subset: int | None = None    # train on N training samples (a fixed random subset)
+    test_subset: int | None = None     # evaluate on N test samples (a fixed random subset)
     # model
     model: str = "hopfield-mlp"
     hidden: list[int] = field(default_factory=lambda: [500])
@@ -72,6 +72,11 @@ class TrainConfig:
     cep_lr: list[float] | None = None  # cep: in-phase rates (default: lr), one per coupling or one for all
     conv_channels: list[int] = field(default_factory=list)  # ffebm: conv front (3x3 conv, ReLU, 2x2 max-pool each)
     ebm_blocks: list[int] | None = None  # ffebm: how many hidden layers each Hopfield block holds (default: one block)
+    # convolutional Hopfield networks (model=conv-hopfield, docs/conv_hopfield.md) and fast paths
+    conv_pool: str = "max"             # conv-hopfield: max | avg pooling (conv_channels: its layers)
+    relax_dtype: str | None = None     # relax a bfloat16/float16 copy; float32 weights and gradients
+    augment: bool = False              # images: random crop (padding 4) + horizontal flip per batch
+    normalize: bool = False            # images: per-channel standardisation with train-set statistics
 
     def out_dir(self) -> Path:
         return Path(self.out.format(**dataclasses.asdict(self)))

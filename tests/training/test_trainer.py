@@ -48,7 +48,7 @@ def test_resume_continues_exactly(tmp_path):
 
 def test_resume_refuses_another_architecture(tmp_path):
     Trainer(cfg(tmp_path, "epochs=1", "train_subset=500")).fit()
-    with pytest.raises(ValueError, match="hidden"):
+    with pytest.raises(ValueError, match=r"another model.*layers.0.weight \(64, 784\) \(now \(32, 784\)\)"):
         Trainer(cfg(tmp_path, "epochs=2", "train_subset=500", "hidden=[32]")).fit()
 
 
@@ -75,3 +75,21 @@ def test_nan_is_caught_before_any_checkpoint(tmp_path):
 def test_lr_per_coupling_is_checked(tmp_path):
     with pytest.raises(ValueError, match="lr has 3 values but the model has 2 couplings"):
         Trainer(cfg(tmp_path, "lr=[0.1,0.1,0.1]"))
+
+
+def test_conv_hopfield_with_normalisation_and_augmentation_trains(tmp_path):
+    """The DCHN path of the trainer: standardised, cropped and flipped MNIST, bf16 relaxations."""
+    t = Trainer(cfg(tmp_path, "model=conv-hopfield", "conv_channels=[8,16]", "gains=[0.5,0.5,0.5]", "lr=[0.05]",
+                    "free_steps=10", "nudge_steps=4", "beta=0.2", "train_subset=3000", "test_subset=500",
+                    "normalize=true", "augment=true", "relax_dtype=bfloat16", "epochs=2"))
+    x = t.train.x
+    assert x.shape[1:] == (1, 28, 28)
+    assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.05  # train statistics
+    assert t.fit()["test_acc"] >= 0.7  # chance is 0.1
+
+
+def test_image_options_on_sequences_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="augment=true crops and flips images"):
+        Trainer(cfg(tmp_path, "dataset=basicmotions", "model=hssm", "rule=rhel", "augment=true"))
+    with pytest.raises(ValueError, match="needs images"):
+        Trainer(cfg(tmp_path, "dataset=basicmotions", "model=conv-hopfield", "conv_channels=[4]"))

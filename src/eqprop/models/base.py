@@ -24,8 +24,6 @@ from torch import nn
 class EnergyModel(nn.Module):
     """Base class of models with a layered energy; see the module docstring for the contract."""
 
-    output_index: int = -1
-    output_in_energy: bool = True  # False when the readout sits outside the energy (CE readout)
 
     # -- to be provided by subclasses -------------------------------------------------------
     def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -69,6 +67,16 @@ class EnergyModel(nn.Module):
     @property
     def num_free_layers(self) -> int:
         raise NotImplementedError
+
+    @property
+    def output_index(self) -> int:
+        """The free layer the cost reads: the last one."""
+        return self.num_free_layers - 1
+
+    @property
+    def output_in_energy(self) -> bool:
+        """False when the readout sits outside the energy (cross-entropy readout, ``self.readout``)."""
+        return getattr(self, "readout", None) is None
 
     def total_energy(self, x, state, y=None, beta=0.0) -> torch.Tensor:
         """``F = E + beta * C`` per sample, shape (B,).

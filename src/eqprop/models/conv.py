@@ -117,14 +117,6 @@ class ConvHopfield(EnergyModel):
         return len(self.channels) + (1 if self.dense is not None else 0)
 
     @property
-    def output_index(self) -> int:  # type: ignore[override]
-        return self.num_free_layers - 1
-
-    @property
-    def output_in_energy(self) -> bool:
-        return self.readout is None
-
-    @property
     def num_outputs(self) -> int:
         return self._num_outputs
 

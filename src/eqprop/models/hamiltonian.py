@@ -310,6 +310,11 @@ class HSSM(nn.Module):
         )
         self.readout = nn.Linear(d_model, d_output)
 
+    def extra_repr(self) -> str:
+        hru = self.blocks[0].hru
+        return (f"d_input={self.d_input}, d_output={self.d_output}, d_model={self.encoder.out_features}, "
+                f"blocks={len(self.blocks)} x {type(hru).__name__}, pool={self.pool!r}")
+
     # -- input checks and padding --------------------------------------------------------
     def prepare(self, x) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Check ``x`` and split off the padding: ``(x with NaN -> 0, mask (B, T), lengths (B,))``."""

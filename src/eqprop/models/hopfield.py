@@ -100,15 +100,6 @@ class HopfieldMLP(EnergyModel):
         return len(self.free_sizes)
 
     @property
-    def output_index(self) -> int:  # type: ignore[override]
-        return self.num_free_layers - 1
-
-    @property
-    def output_in_energy(self) -> bool:
-        """True when the output layer is a free layer of the energy (``output="mse"``)."""
-        return self.readout is None
-
-    @property
     def num_outputs(self) -> int:
         return self.sizes[-1]
 

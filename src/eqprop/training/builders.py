@@ -7,6 +7,7 @@ import torch
 
 from ..config import ConfigError, TrainConfig
 from ..models import HSSM, HopfieldMLP
+from ..models.conv import ConvHopfield
 from ..models.ffebm import build_ffebm
 from ..models.vector_field import VectorFieldMLP
 from ..rules import make_rule
@@ -64,6 +65,19 @@ def _ffebm(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
         raise ConfigError(str(e)) from None
 
 
+def _conv_hopfield(cfg: TrainConfig, input_shape: tuple[int, ...], num_outputs: int):
+    if len(input_shape) != 3:
+        raise ConfigError(f"model=conv-hopfield needs images (C, H, W); {cfg.dataset} samples have shape {input_shape}")
+    if not cfg.conv_channels:
+        raise ConfigError("model=conv-hopfield needs conv_channels, e.g. conv_channels=[32,64] for 28x28 images")
+    try:
+        return ConvHopfield(input_shape, cfg.conv_channels, num_outputs, pool=cfg.conv_pool,
+                            activation=cfg.activation, output=cfg.output, gains=cfg.gains)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+MODEL_BUILDERS["conv-hopfield"] = _conv_hopfield
 MODEL_BUILDERS["vector-field-mlp"] = _vector_field_mlp
 MODEL_BUILDERS["ffebm"] = _ffebm
 
@@ -83,7 +97,7 @@ def build_rule(cfg: TrainConfig):
     return make_rule(
         cfg.rule, beta=cfg.beta, free_steps=cfg.free_steps, nudge_steps=cfg.nudge_steps, mode=cfg.mode, tol=cfg.tol,
         eps=cfg.eps, chunk=cfg.chunk, N=cfg.N, radius=cfg.radius, batched=cfg.batched,
-        lr=cfg.cep_lr if cfg.cep_lr is not None else cfg.lr,
+        lr=cfg.cep_lr if cfg.cep_lr is not None else cfg.lr, relax_dtype=cfg.relax_dtype,
     )
 
 

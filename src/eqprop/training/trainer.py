@@ -17,17 +17,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig, save_config
+from ..config import ConfigError, TrainConfig, save_config
 from ..data import load_dataset
-from ..data.transforms import to_float
+from ..data.transforms import channel_stats, normalize, random_crop, random_horizontal_flip, to_float
 from ..rules.vector_field import add_homeostasis_grad
 from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
 from .checkpoint import load_checkpoint, save_checkpoint
 from .logging import append_jsonl, plot_curves, read_jsonl
 
-# The settings that fix the shapes of the model's parameters: a checkpoint made with other
-# values cannot be resumed.
-ARCHITECTURE_KEYS = ("dataset", "model", "hidden", "activation", "output")
+# A checkpoint made with another of these (or whose parameters have other names or shapes than
+# the model the config builds) is not resumed.
+IDENTITY_KEYS = ("dataset", "model", "activation", "output")
+
+
+def subset_generator() -> torch.Generator:
+    """``train_subset``/``test_subset`` draw a random subset (kept in file order) with this fixed
+    seed, the same for every run, since some files are sorted by class (the CIFAR-10 JPEG copy)."""
+    return torch.Generator().manual_seed(0)
 
 
 class DivergenceError(RuntimeError):
@@ -40,11 +46,21 @@ class Split:
     y: torch.Tensor  # (N,) int64
 
 
-def load_split(cfg: TrainConfig, split: str, subset: int | None, device, dtype) -> tuple[Split, int]:
-    ds = load_dataset(cfg.dataset, split=split, root=cfg.data_root)
-    ds = ds.subset(subset)
-    x = to_float(ds.images).to(device=device, dtype=dtype)
-    return Split(x=x, y=ds.labels.to(device)), ds.num_classes
+def load_split(cfg: TrainConfig, split: str, subset: int | None, device, dtype, stats=None) -> tuple[Split, int]:
+    """One split in memory as floats; ``stats = (mean, std)`` standardises image channels."""
+    ds = load_dataset(cfg.dataset, split=split, root=cfg.data_root).subset(subset, subset_generator())
+    x = to_float(ds.images)
+    if stats is not None:
+        x = normalize(x, *stats)
+    return Split(x=x.to(device=device, dtype=dtype), y=ds.labels.to(device)), ds.num_classes
+
+
+def image_stats(cfg: TrainConfig):
+    """Per-channel mean and std of the training images (for ``normalize=true``)."""
+    ds = load_dataset(cfg.dataset, split="train", root=cfg.data_root).subset(cfg.train_subset, subset_generator())
+    if ds.images.dim() != 4:
+        raise ConfigError(f"normalize=true standardises image channels; {cfg.dataset} is not an image dataset")
+    return channel_stats(ds.images)
 
 
 def seed_everything(seed: int) -> None:
@@ -62,8 +78,12 @@ class Trainer:
         self.dtype = resolve_dtype(cfg.dtype)
         self.out = cfg.out_dir()
         seed_everything(cfg.seed)
-        self.train, num_classes = load_split(cfg, "train", cfg.train_subset, self.device, self.dtype)
-        self.test, _ = load_split(cfg, "test", cfg.test_subset, self.device, self.dtype)
+        stats = image_stats(cfg) if cfg.normalize else None
+        self.train, num_classes = load_split(cfg, "train", cfg.train_subset, self.device, self.dtype, stats)
+        self.test, _ = load_split(cfg, "test", cfg.test_subset, self.device, self.dtype, stats)
+        if cfg.augment and self.train.x.dim() != 4:
+            raise ConfigError(f"augment=true crops and flips images; {cfg.dataset} samples have shape "
+                              f"{tuple(self.train.x.shape[1:])}")
         self.model = build_model(cfg, tuple(self.train.x.shape[1:]), num_classes).to(device=self.device, dtype=self.dtype)
         self.rule = build_rule(cfg)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -94,12 +114,15 @@ class Trainer:
 
     def load_state_dict(self, ckpt: dict) -> None:
         old = ckpt["config"]
-        changed = [k for k in ARCHITECTURE_KEYS if old.get(k) != getattr(self.cfg, k)]
+        changed = [f"{k}={old.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != getattr(self.cfg, k)]
+        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+        changed += [f"{k} {theirs.get(k)} (now {mine.get(k)})" for k in sorted(set(mine) | set(theirs))
+                    if mine.get(k) != theirs.get(k)][:5]
         if changed:
             raise ValueError(
-                f"{self.checkpoint_path} was made with other {', '.join(changed)} "
-                f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}); "
-                f"use another out= folder or resume=false to start afresh"
+                f"{self.checkpoint_path} was made for another model or dataset: {'; '.join(changed)}; "
+                f"use another out= folder, or resume=false to start afresh"
             )
         kept = [k for k in ("optimizer", "lr", "momentum", "weight_decay") if old.get(k) != getattr(self.cfg, k)]
         if kept:
@@ -134,6 +157,8 @@ class Trainer:
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = self.train.x[idx], self.train.y[idx]
+            if cfg.augment:
+                x = random_horizontal_flip(random_crop(x, 4, gen), gen)
             self.optimizer.zero_grad(set_to_none=True)
             result = self.rule.step(model, x, y)
             if cfg.homeostasis:  # Jacobian homeostasis: + lambda ||J - J^T||_F^2 at the free state
@@ -173,6 +198,9 @@ class Trainer:
         else:
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
         save_config(cfg, self.out / "config.yaml")
+        n_params = sum(p.numel() for p in self.model.parameters())
+        print(f"[eqprop] {type(self.model).__name__}({self.model.extra_repr()}), {n_params:,} parameters; {self.rule}; "
+              f"{len(self.train.y)} training / {len(self.test.y)} test samples, {self.device}", flush=True)
         start = time.time()
         while self.epoch < cfg.epochs:
             t0 = time.time()
