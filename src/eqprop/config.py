@@ -77,6 +77,7 @@ class TrainConfig:
     relax_dtype: str | None = None     # relax a bfloat16/float16 copy; float32 weights and gradients
     augment: bool = False              # images: random crop (padding 4) + horizontal flip per batch
     normalize: bool = False            # images: per-channel standardisation with train-set statistics
+    warm_start: bool = False           # start each sample's free phase from its last free state
 
     def out_dir(self) -> Path:
         return Path(self.out.format(**dataclasses.asdict(self)))

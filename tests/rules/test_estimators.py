@@ -164,3 +164,20 @@ def test_misspelt_setting_is_an_error_not_a_default(tiny_batch):
     x, y = tiny_batch
     with pytest.raises(ValueError, match="unknown rule setting.*free_step\\b.*valid settings"):
         eqprop.gradients(make_net(), x, y, "ep-centered", free_step=100)
+
+
+def test_warm_start_from_the_fixed_point_needs_no_free_sweeps(tiny_batch):
+    """Starting the free phase at s*_0, one sweep gives the converged cold-start estimate.
+
+    (Positive EP, which contrasts with the free state; centered EP uses only the nudged states.)
+    """
+    x, y = tiny_batch
+    model = make_net()
+    cold = eqprop.rules.EP(variant="positive", beta=0.01, free_steps=3000, nudge_steps=3000, tol=1e-14)
+    g_cold, r_cold = cold.estimate(model, x, y)
+    warm = eqprop.rules.EP(variant="positive", beta=0.01, free_steps=1, nudge_steps=3000, tol=1e-14)
+    g_warm, _ = warm.estimate(model, x, y, state=r_cold.state)
+    g_short, _ = warm.estimate(model, x, y)  # one sweep from zeros is far from s*_0
+    for n in g_cold:
+        torch.testing.assert_close(g_warm[n], g_cold[n], rtol=1e-8, atol=1e-10)
+    assert max(rel_error(g_short[n], g_cold[n]) for n in g_cold) > 1e-2

@@ -93,3 +93,12 @@ def test_image_options_on_sequences_are_refused(tmp_path):
         Trainer(cfg(tmp_path, "dataset=basicmotions", "model=hssm", "rule=rhel", "augment=true"))
     with pytest.raises(ValueError, match="needs images"):
         Trainer(cfg(tmp_path, "dataset=basicmotions", "model=conv-hopfield", "conv_channels=[4]"))
+
+
+def test_warm_start_keeps_each_samples_free_state(tmp_path):
+    t = Trainer(cfg(tmp_path, "warm_start=true", "free_steps=5", "epochs=2", "train_subset=2000"))
+    s = t.fit()
+    assert bool(t.bank.seen.all()) and t.bank.layers[0].shape == (2000, 64)
+    assert s["test_acc"] >= 0.8
+    with pytest.raises(ValueError, match="warm_start=true needs a rule"):
+        Trainer(cfg(tmp_path, "warm_start=true", "rule=rbp"))

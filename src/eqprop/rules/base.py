@@ -108,9 +108,15 @@ class Rule:
                 f"(a chain of blocks is trained with the 'ffebm' rule)"
             )
 
-    def step(self, model, x, y) -> StepResult:
-        """Estimate the gradient and add it to each parameter's ``.grad``."""
-        grads, result = self.estimate(model, x, y)
+    supports_warm_start: ClassVar[bool] = False  # estimate(..., state=) starts the free phase there
+
+    def step(self, model, x, y, **kw) -> StepResult:
+        """Estimate the gradient and add it to each parameter's ``.grad``.
+
+        ``kw``: passed to ``estimate``, e.g. ``state=`` (a warm start) for rules with
+        ``supports_warm_start``.
+        """
+        grads, result = self.estimate(model, x, y, **kw)
         for n, p in trainable(model):
             g = grads[n]
             if p.grad is None:
@@ -133,8 +139,12 @@ class Rule:
         """The system the relaxations run on: ``model``, or its ``relax_dtype`` copy."""
         return relaxation_copy(model, self.relax_dtype)
 
-    def free_phase(self, model, x, ctx) -> Relaxed:
-        return relax(model, x, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx)
+    def free_phase(self, model, x, ctx, state=None) -> Relaxed:
+        """The free relaxation, from ``state`` (a warm start, any dtype) or the model's initial state."""
+        if state is not None:
+            dtype = next(model.parameters()).dtype
+            state = [s.to(dtype) for s in state]
+        return relax(model, x, state, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx)
 
     def result(self, model, y, free: Relaxed, **stats) -> StepResult:
         state = cast_state(free.state, model)

@@ -58,11 +58,14 @@ class _TwoPhase(Rule):
         """The ``beta`` with which the phase's state enters ``F`` in the contrast."""
         raise NotImplementedError
 
-    def estimate(self, model, x, y):
+    supports_warm_start: ClassVar[bool] = True
+
+    def estimate(self, model, x, y, state=None):
+        """``state``: start the free phase there (a warm start, e.g. last epoch's free state)."""
         self.check_model(model)
         system = self.relaxer(model)
         ctx = system.context(x)
-        free = self.free_phase(system, x, ctx)
+        free = self.free_phase(system, x, ctx, state)
         signs = self.signs()
         states = {0: free.state}
         states.update({s: self.perturbed_phase(system, x, y, ctx, free, s) for s in signs})
@@ -140,11 +143,13 @@ class CL(Rule):
         super().check_model(model)
         _require_output_in_energy(model, "contrastive learning (CL)")
 
-    def estimate(self, model, x, y):
+    supports_warm_start: ClassVar[bool] = True
+
+    def estimate(self, model, x, y, state=None):
         self.check_model(model)
         system = self.relaxer(model)
         ctx = system.context(x)
-        free = self.free_phase(system, x, ctx)
+        free = self.free_phase(system, x, ctx, state)
         o = system.output(free.state)
         clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
         clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)

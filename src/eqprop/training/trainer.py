@@ -19,11 +19,13 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError, TrainConfig, save_config
 from ..data import load_dataset
+from ..precision import resolve as resolve_relax_dtype
 from ..data.transforms import channel_stats, normalize, random_crop, random_horizontal_flip, to_float
 from ..rules.vector_field import add_homeostasis_grad
 from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
 from .checkpoint import load_checkpoint, save_checkpoint
 from .logging import append_jsonl, plot_curves, read_jsonl
+from .warm_start import StateBank
 
 # A checkpoint made with another of these (or whose parameters have other names or shapes than
 # the model the config builds) is not resumed.
@@ -93,6 +95,12 @@ class Trainer:
                 f"batch_size={cfg.batch_size} is larger than the training set ({len(self.train.y)} samples)"
             )
         self.schedule = build_schedule(cfg, self.optimizer, self.steps_per_epoch)
+        self.bank = None
+        if cfg.warm_start:
+            if not getattr(self.rule, "supports_warm_start", False):
+                raise ConfigError(f"warm_start=true needs a rule that starts its free phase from a given state "
+                                  f"(ep-*, cpl-*, cl); {cfg.rule} does not")
+            self.bank = StateBank(len(self.train.y), resolve_relax_dtype(cfg.relax_dtype))
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
 
@@ -160,7 +168,12 @@ class Trainer:
             if cfg.augment:
                 x = random_horizontal_flip(random_crop(x, 4, gen), gen)
             self.optimizer.zero_grad(set_to_none=True)
-            result = self.rule.step(model, x, y)
+            if self.bank is None:
+                result = self.rule.step(model, x, y)
+            else:
+                cold = model.init_state(x)
+                result = self.rule.step(model, x, y, state=self.bank.get(idx, cold))
+                self.bank.put(idx, result.state)
             if cfg.homeostasis:  # Jacobian homeostasis: + lambda ||J - J^T||_F^2 at the free state
                 add_homeostasis_grad(model, x, result.state, cfg.homeostasis, cfg.homeostasis_probes)
             loss = float(result.loss)
