@@ -97,3 +97,23 @@ def test_shapes_and_errors():
         m28.context(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match="max, avg"):
         ConvHopfield((1, 28, 28), [8], 10, pool="median")
+
+
+def test_channels_last_gives_the_same_relaxation_and_gradient(batch):
+    x, y = batch
+    a, b = net("max"), net("max")
+    b.channels_last = True
+    ra, rb = eqprop.relax(a, x, steps=30), eqprop.relax(b, x, steps=30)
+    assert rb.state[0].is_contiguous(memory_format=torch.channels_last)
+    for u, v in zip(ra.state, rb.state):
+        torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-12)
+    ga = eqprop.gradients(a, x, y, "ep-centered", beta=0.1, free_steps=30, nudge_steps=10)
+    gb = eqprop.gradients(b, x, y, "ep-centered", beta=0.1, free_steps=30, nudge_steps=10)
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-10, atol=1e-12)
+
+
+def test_named_dchn_shapes():
+    m = ConvHopfield.dchn32()
+    assert m.map_shapes[-1] == (512, 2, 2) and m.in_shape == (3, 32, 32)
+    assert ConvHopfield.dchn28(output="ce").map_shapes == [(32, 14, 14), (64, 7, 7)]
