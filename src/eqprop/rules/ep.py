@@ -62,10 +62,7 @@ class _TwoPhase(Rule):
 
     def estimate(self, model, x, y, state=None):
         """``state``: start the free phase there (a warm start, e.g. last epoch's free state)."""
-        self.check_model(model)
-        system = self.relaxer(model)
-        ctx = system.context(x)
-        free = self.free_phase(system, x, ctx, state)
+        system, ctx, free = _settle(self, model, x, state)
         signs = self.signs()
         states = {0: free.state}
         states.update({s: self.perturbed_phase(system, x, y, ctx, free, s) for s in signs})
@@ -101,6 +98,14 @@ class EP(_TwoPhase):
 
     def contrast_beta(self, sign):
         return sign * self.beta
+
+
+def _settle(rule: Rule, model, x, state):
+    """Check the model, pick the system to relax (``relax_dtype``) and run the free phase."""
+    rule.check_model(model)
+    system = rule.relaxer(model)
+    ctx = system.context(x)
+    return system, ctx, rule.free_phase(system, x, ctx, state)
 
 
 def _require_output_in_energy(model, rule: str):
@@ -146,10 +151,7 @@ class CL(Rule):
     supports_warm_start: ClassVar[bool] = True
 
     def estimate(self, model, x, y, state=None):
-        self.check_model(model)
-        system = self.relaxer(model)
-        ctx = system.context(x)
-        free = self.free_phase(system, x, ctx, state)
+        system, ctx, free = _settle(self, model, x, state)
         o = system.output(free.state)
         clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
         clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)
