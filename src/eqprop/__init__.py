@@ -8,8 +8,8 @@
 
 __version__ = "0.1.0"
 
-from . import dynamics, models, rules  # noqa: E402
+from . import diagnostics, dynamics, models, rules  # noqa: E402
 from .dynamics import Clamp, Nudge, relax  # noqa: E402
 from .functional import equilibrium_loss, gradients  # noqa: E402
 
-__all__ = ["Clamp", "Nudge", "dynamics", "equilibrium_loss", "gradients", "models", "relax", "rules"]
+__all__ = ["Clamp", "Nudge", "diagnostics", "dynamics", "equilibrium_loss", "gradients", "models", "relax", "rules"]
