@@ -147,7 +147,8 @@ class Trainer:
     def _check_finite(self, loss: float, where: str) -> None:
         bad = not math.isfinite(loss) or loss > self.cfg.max_loss
         if not bad:
-            bad = any(p.grad is not None and not torch.isfinite(p.grad).all() for p in self.model.parameters())
+            finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
+            bad = bool(finite) and not bool(torch.stack(finite).all())  # one device sync per batch
         if bad:
             last = f"the last good checkpoint (epoch {self.epoch}) is {self.checkpoint_path}" if self.epoch else "no epoch had completed"
             raise DivergenceError(
