@@ -137,7 +137,11 @@ def markdown_table(agg: dict, cfg: CompareConfig) -> str:
         cells = []
         for d in cfg.datasets:
             c = agg.get(d, {}).get(rule)
-            cells.append("—" if c is None else f"{c['mean']:.2f} ± {c['std']:.2f} ({c['time_s']:.0f} s)")
+            if c is None:
+                cells.append("—")
+            else:
+                spread = f" ± {c['std']:.2f}" if c["n"] > 1 else ""
+                cells.append(f"{c['mean']:.2f}{spread} ({c['time_s']:.0f} s)")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
