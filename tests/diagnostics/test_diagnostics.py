@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from eqprop.diagnostics import compare_gradients, gdu_check
 from eqprop.rules import rule_names

@@ -1,5 +1,4 @@
 """ff-EBMs: the chain's EP gradient against its implicit-differentiation gradient (float64)."""
-import copy
 
 import pytest
 import torch

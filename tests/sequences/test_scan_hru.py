@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from eqprop.models.hamiltonian import HSSM, LinearHRU, NonlinearHRU
+from eqprop.models.hamiltonian import LinearHRU, NonlinearHRU
 from eqprop.models.scan import linear_recurrence_loop, linear_recurrence_scan
 
 

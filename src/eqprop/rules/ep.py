@@ -24,7 +24,7 @@ import torch
 from ..dynamics import Clamp, Nudge, relax
 from ..models.base import one_hot_targets
 from ..precision import cast_state
-from .base import Rule, StepResult, energy_contrast
+from .base import Rule, energy_contrast
 
 VARIANTS = ("positive", "negative", "centered")
 

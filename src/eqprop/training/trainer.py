@@ -24,7 +24,7 @@ from ..data.transforms import channel_stats, normalize, random_crop, random_hori
 from ..rules.vector_field import add_homeostasis_grad
 from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
 from .checkpoint import load_checkpoint, save_checkpoint
-from .logging import append_jsonl, plot_curves, read_jsonl
+from .logging import append_jsonl, plot_curves
 from .warm_start import StateBank
 
 # A checkpoint made with another of these (or whose parameters have other names or shapes than
