@@ -1,10 +1,14 @@
 """The ``eqprop`` command: parse, build, call. Every name is resolved here and nowhere above.
 
-    eqprop train [CONFIG.yaml] [key=value ...]
-    eqprop gradcheck [CONFIG.yaml] [key=value ...] [--json] [--rules a,b] [--batch N]
-    eqprop gdu [CONFIG.yaml] [key=value ...] [--beta B] [--steps K] [--out DIR]
+    eqprop train [CONFIG.yaml] [section.key=value ...]
+    eqprop gradcheck [CONFIG.yaml] [section.key=value ...] [--json] [--rules a,b] [--batch N]
+    eqprop gdu [CONFIG.yaml] [section.key=value ...] [--beta B] [--steps K] [--out DIR]
     eqprop compare [GRID.yaml] [key=value ...]
     eqprop data list | eqprop data download NAME [--root DIR]
+    eqprop config show [CONFIG.yaml] [overrides] | eqprop config convert OLD.yaml
+    eqprop list [models|rules|datasets|optimizers]
+
+Overrides address a section: ``rule.beta=0.1``, ``model.hidden=[256,128]``, ``run.epochs=3``.
 """
 from __future__ import annotations
 
@@ -15,8 +19,6 @@ import sys
 from pathlib import Path
 
 import torch
-
-SEQUENCE_MODELS = ("hssm",)  # read out by a forward pass; checked against BPTT, trained by rhel/bptt
 
 
 def _split_config_args(items: list[str]) -> tuple[str | None, list[str]]:
@@ -34,34 +36,46 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
-    from .training import train
+    from .training import Trainer
 
     cfg = _config(args)
-    print(f"[eqprop] training {cfg.model} on {cfg.dataset} with {cfg.rule} -> {cfg.out_dir()}", flush=True)
-    s = train(cfg)
-    print(
-        f"[eqprop] done: {s['dataset']} {s['rule']} {s['epochs']} epochs, test accuracy "
-        f"{100 * s['test_acc']:.2f}% (best {100 * s['best_test_acc']:.2f}%), train time "
-        f"{s['train_time_s']:.0f} s; results in {s['out']}/ (summary.json, metrics.jsonl, curves.png, checkpoint.pt)"
-    )
+    print(f"[eqprop] training {cfg.model['name']} on {cfg.data['name']} with {cfg.rule['name']} -> {cfg.out_dir()}",
+          flush=True)
+    s = Trainer.from_config(cfg).fit()
+    acc = "n/a" if s["test_acc"] is None else f"{100 * s['test_acc']:.2f}% (best {100 * s['best_test_acc']:.2f}%)"
+    print(f"[eqprop] done: {s['dataset']} {s['rule']} {s['epochs']} epochs, test accuracy {acc}, train time "
+          f"{s['train_time_s']:.0f} s; results in {s['out']}/ (summary.json, metrics.jsonl, curves.png, checkpoint.pt)")
     return 0
 
 
 def _batch(cfg, n: int, checkpoint: str | None = None):
     """A model built from ``cfg`` (weights from ``checkpoint`` if given) and ``n`` test samples."""
-    from .data import load_dataset
-    from .data.transforms import to_float
-    from .training.builders import build_model
+    from .config import entry
+    from .training.data import load_data
 
-    ds = load_dataset(cfg.dataset, split="test", root=cfg.data_root).subset(n)
-    x = to_float(ds.images)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, tuple(x.shape[1:]), ds.num_classes)
+    if n < 1:
+        raise ValueError(f"--batch must be >= 1, got {n}")
+    _, (x, y), num_classes = load_data({**cfg.data, "test_subset": n})
+    torch.manual_seed(cfg.run["seed"])
+    model = entry("model", cfg.model).build(cfg.settings("model"), input_shape=tuple(x.shape[1:]), num_outputs=num_classes)
     if checkpoint:
         from .training import load_checkpoint
 
-        model.load_state_dict(load_checkpoint(checkpoint)["model"])
-    return model, x, ds.labels
+        state = load_checkpoint(checkpoint)["model"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"--checkpoint {checkpoint} was made for another model: {str(e).splitlines()[0]} "
+                             f"(give the run's own config.yaml)") from None
+    return model, x, y
+
+
+def _reference_for(model) -> str:
+    if getattr(model, "is_sequence_model", False):
+        return "bptt"
+    if not hasattr(model, "layer_update"):
+        return "ffebm-implicit"
+    return "rbp"
 
 
 def cmd_gradcheck(args) -> int:
@@ -69,26 +83,24 @@ def cmd_gradcheck(args) -> int:
     from .rules import make_rule
 
     cfg = _config(args)
-    sequence = cfg.model in SEQUENCE_MODELS
     rules = args.rules.split(",") if args.rules else None  # None: every rule that applies to the model
-    args.reference = args.reference or ("bptt" if sequence else "ffebm-implicit" if cfg.model == "ffebm" else "rbp")
-    for r in (rules or []) + [args.reference]:
+    for r in rules or []:
         make_rule(r)  # unknown names fail here, listing the valid ones
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
     model, x, y = _batch(cfg, args.batch, args.checkpoint)
-    settings = dict(beta=cfg.beta, free_steps=args.steps, nudge_steps=args.steps, mode=cfg.mode,
-                    tol=args.tol, adjoint_steps=args.steps, eps=cfg.eps, chunk=cfg.chunk,
-                    N=cfg.N, radius=cfg.radius, batched=cfg.batched, lr=cfg.cep_lr)
-    res = compare_gradients(model, x, y, rules=rules, reference=args.reference, **settings)
+    reference = args.reference or _reference_for(model)
+    make_rule(reference)
+    # the config's rule settings (beta, mode, ...) serve every rule that takes them; the budget is
+    # the converged one of a gradient check
+    settings = {k: v for k, v in cfg.settings("rule").items() if k not in ("variant", "warm_start", "relax_dtype")}
+    settings.update(free_steps=args.steps, nudge_steps=args.steps, tol=args.tol, adjoint_steps=args.steps)
+    res = compare_gradients(model, x, y, rules=rules, reference=reference, **settings)
     if args.json:
         print(res.to_json())
-    elif sequence:
-        print(f"model {cfg.model} ({cfg.blocks} blocks of {cfg.hru} HRUs, d_model={cfg.d_model}, pool={cfg.pool}), "
-              f"{args.batch} {cfg.dataset} test sequences of {tuple(x.shape[1:])}, eps={cfg.eps}; parameters named "
-              f"blocks.<i>.* belong to block i")
-        print(res.table())
     else:
-        print(f"model {cfg.model}{[*cfg.hidden]} ({cfg.output} output), {args.batch} {cfg.dataset} test samples, "
-              f"beta={cfg.beta}, relaxations of up to {args.steps} sweeps (tol {args.tol})")
+        print(f"model {cfg.model['name']} ({', '.join(f'{k}={v}' for k, v in cfg.settings('model').items())}), "
+              f"{args.batch} {cfg.data['name']} test samples, relaxations of up to {args.steps} sweeps (tol {args.tol})")
         print(res.table())
     return 0
 
@@ -97,10 +109,14 @@ def cmd_gdu(args) -> int:
     from .diagnostics import gdu_check
 
     cfg = _config(args)
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out!r} is a file; give a folder")
     model, x, y = _batch(cfg, args.batch, args.checkpoint)
     res = gdu_check(model, x, y, beta=args.beta, steps=args.steps)
     print(res.table())
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res.plot(out / "gdu.png")
     (out / "gdu.json").write_text(json.dumps(res.to_dict(), indent=2))
@@ -135,6 +151,9 @@ def cmd_data(args) -> int:
                 except DatasetNotFoundError as e:
                     print(f"{name:<14} {split:<5} missing: {str(e).splitlines()[0]}")
                     break
+                except (ValueError, OSError, EOFError) as e:  # one corrupt dataset does not stop the list
+                    print(f"{name:<14} {split:<5} unreadable: {str(e).splitlines()[0]}")
+                    break
         return 0
     from .data.download import download
 
@@ -144,19 +163,51 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_config(args) -> int:
+    import yaml
+
+    from .config import convert_flat, read_yaml
+
+    if args.action == "convert":
+        if not args.config:
+            raise ValueError("eqprop config convert needs the old flat YAML file")
+        print(yaml.safe_dump(convert_flat(read_yaml(args.config[0])), sort_keys=False), end="")
+        return 0
+    print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .config import _registries
+
+    regs = _registries()
+    kinds = {"models": "model", "rules": "rule", "datasets": "data", "optimizers": "optim"}
+    for kind in ([args.kind] if args.kind else list(kinds)):
+        reg = regs[kinds[kind]]
+        print(f"{kind}:")
+        for name in reg.names():
+            settings = ", ".join(f"{k}={'(required)' if s.required else repr(s.default)}"
+                                 for k, s in reg.get(name).settings().items())
+            print(f"  {name:<18} {settings}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="eqprop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"eqprop {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model from a config (YAML) and key=value overrides")
-    t.add_argument("config", nargs="*", help="[CONFIG.yaml] [key=value ...]")
+    t = sub.add_parser("train", help="train a model from a config (YAML) and section.key=value overrides")
+    t.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradcheck", help="every rule's gradient against the exact one (float64)")
-    g.add_argument("config", nargs="*", help="[CONFIG.yaml] [key=value ...]")
-    g.add_argument("--rules", help="comma-separated rule names (default: all ten; rhel for sequence models)")
+    g.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
+    g.add_argument("--rules", help="comma-separated rule names (default: every rule that applies to the model)")
     g.add_argument("--reference", default=None,
-                   help="the exact gradient: rbp or bptt (default: rbp; bptt for sequence models)")
+                   help="the exact gradient: rbp, bptt or ffebm-implicit (default: the one for the model)")
     g.add_argument("--batch", type=int, default=16, help="test samples in the batch (default 16)")
     g.add_argument("--steps", type=int, default=1000, help="sweep budget of every relaxation (default 1000)")
     g.add_argument("--tol", type=float, default=1e-12, help="stop relaxations that change less than this")
@@ -165,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_gradcheck)
 
     d = sub.add_parser("gdu", help="GDU check: per-step EP updates against per-step BPTT gradients")
-    d.add_argument("config", nargs="*", help="[CONFIG.yaml] [key=value ...]")
+    d.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
     d.add_argument("--beta", type=float, default=1e-4)
     d.add_argument("--steps", type=int, default=20, help="nudged steps K (default 20)")
     d.add_argument("--batch", type=int, default=16)
@@ -174,29 +225,39 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_gdu)
 
     c = sub.add_parser("compare", help="a grid of rules x datasets x seeds (resumable), as a table and plot")
-    c.add_argument("config", nargs="*", help="[GRID.yaml] [key=value ...] (grid keys or base config keys)")
+    c.add_argument("config", nargs="*", help="[GRID.yaml] [key=value ...] (grid keys or section.key base settings)")
     c.set_defaults(func=cmd_compare)
 
     da = sub.add_parser("data", help="list the datasets found, or download one (needs internet)")
     da.add_argument("action", choices=["list", "download"])
     da.add_argument("name", nargs="?")
-    da.add_argument("--root", default=None, help="data root (default: $EQPROP_DATA, ./data, ../shared/data)")
+    da.add_argument("--root", default=None, help="data root searched first (default: $EQPROP_DATA, ./data, per-user)")
     da.set_defaults(func=cmd_data)
+
+    co = sub.add_parser("config", help="show a resolved config, or convert an eqprop-0.1 flat config")
+    co.add_argument("action", choices=["show", "convert"])
+    co.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
+    co.set_defaults(func=cmd_config)
+
+    li = sub.add_parser("list", help="the registered models, rules, datasets and optimizers with their settings")
+    li.add_argument("kind", nargs="?", choices=["models", "rules", "datasets", "optimizers"])
+    li.set_defaults(func=cmd_list)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
+    from .registry import ConfigError
     from .data import DatasetNotFoundError
     from .training import DivergenceError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DatasetNotFoundError, DivergenceError, ValueError) as e:
+    except (ConfigError, DatasetNotFoundError, DivergenceError, ValueError, TypeError, ImportError, OSError) as e:
         if os.environ.get("EQPROP_DEBUG"):
             raise
-        print(f"eqprop: error: {e}", file=sys.stderr)
+        kind = "" if isinstance(e, (ConfigError, ValueError, DivergenceError)) else f"{type(e).__name__}: "
+        print(f"eqprop: error: {kind}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("eqprop: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)

@@ -7,24 +7,17 @@ from .hamiltonian import HRU, HSSM, LinearHRU, NonlinearHRU
 from .hopfield import HopfieldMLP
 from .vector_field import VectorFieldConv, VectorFieldMLP
 
-# The config names of the model classes (training/builders.py builds each from a config).
-MODELS = {
-    "hopfield-mlp": HopfieldMLP,
-    "conv-hopfield": ConvHopfield,
-    "vector-field-mlp": VectorFieldMLP,
-    "ffebm": FFEBM,
-    "hssm": HSSM,
-}
+from . import registry as _registry  # noqa: F401,E402  (registers the built-in models by config name)
+from ..registry import MODELS  # noqa: E402
 
 
-def get_model_class(name: str):
-    """Model class by registry name; ``ValueError`` lists the valid names."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}") from None
+def build_model(name: str, input_shape, num_outputs: int, **settings):
+    """The model registered as ``name`` (or ``"pkg.module:Class"``) for inputs of ``input_shape``."""
+    entry = MODELS.get(name)
+    settings = entry.check(settings, "model")
+    return entry.build(settings, input_shape=tuple(input_shape), num_outputs=num_outputs)
 
 
 __all__ = ["ACTIVATIONS", "Activation", "ConvHopfield", "EnergyModel", "FFEBM", "HRU", "HSSM", "HopfieldBlock",
            "HopfieldMLP", "LinearHRU", "MODELS", "NonlinearHRU", "VectorFieldConv", "VectorFieldMLP",
-           "build_ffebm", "get_activation", "get_model_class"]
+           "build_ffebm", "build_model", "get_activation"]

@@ -44,6 +44,19 @@ class VectorFieldModel:
     """What every vector-field model shares (mixed into a layered model that defines ``drive``
     and ``feedback_pairs``): pseudo-energy, vector field, asymmetry knob and measurements."""
 
+    homeostasis: float = 0.0      # coefficient of the Jacobian homeostasis loss (training callback)
+    homeostasis_probes: int = 1   # random probe pairs of its estimate, per batch
+
+    def callbacks(self) -> list:
+        """What training this model adds: ``jacobian_asymmetry`` logged per epoch (MLP), and the
+        homeostasis regulariser when ``homeostasis > 0``."""
+        from .homeostasis import AsymmetryLog, Homeostasis
+
+        out = [AsymmetryLog()] if hasattr(self, "jacobian_asymmetry") else []
+        if self.homeostasis:
+            out.append(Homeostasis(self.homeostasis, self.homeostasis_probes))
+        return out
+
     def feedback_pairs(self) -> list[tuple[torch.Tensor, nn.Parameter]]:
         """``(forward weight, feedback weight)`` for every coupling that has feedback."""
         raise NotImplementedError
@@ -122,6 +135,8 @@ class VectorFieldMLP(VectorFieldModel, HopfieldMLP):
         asymmetry: angle in degrees between ``B_k`` and ``W_{k+1}`` at initialisation.
         seed: seed of the random direction used to build the asymmetric part (default: torch's
             global generator).
+        homeostasis: coefficient ``lambda`` of ``lambda ||J - J^T||_F^2`` added during training
+            (``eqprop.models.homeostasis``); homeostasis_probes: probe pairs of its estimate.
     """
 
     def __init__(
@@ -132,8 +147,11 @@ class VectorFieldMLP(VectorFieldModel, HopfieldMLP):
         gains: Sequence[float] | None = None,
         asymmetry: float = 0.0,
         seed: int | None = None,
+        homeostasis: float = 0.0,
+        homeostasis_probes: int = 1,
     ):
         HopfieldMLP.__init__(self, sizes, activation=activation, output=output, gains=gains)
+        self.homeostasis, self.homeostasis_probes = float(homeostasis), int(homeostasis_probes)
         self.feedback = nn.ParameterList(
             nn.Parameter(torch.empty_like(self.layers[k + 1].weight)) for k in range(self.num_free_layers - 1)
         )

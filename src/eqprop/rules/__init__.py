@@ -7,8 +7,6 @@ models, ``rhel`` trains Hamiltonian state-space models only), ``hep`` (holomorph
 """
 from __future__ import annotations
 
-import dataclasses
-
 from .base import Rule, StepResult, energy_contrast
 from .ep import CL, EP, CpL
 from .reference import BPTT, RBP
@@ -17,57 +15,49 @@ from .holomorphic import HolomorphicEP
 from .continual import ContinualEP
 from .ffebm import FFEBMEP, FFEBMImplicit
 
-RULES: dict[str, tuple[type[Rule], dict]] = {
-    "cl": (CL, {}),
-    "ep-positive": (EP, {"variant": "positive"}),
-    "ep-negative": (EP, {"variant": "negative"}),
-    "ep-centered": (EP, {"variant": "centered"}),
-    "ep-random": (EP, {"variant": "random"}),
-    "cpl-positive": (CpL, {"variant": "positive"}),
-    "cpl-negative": (CpL, {"variant": "negative"}),
-    "cpl-centered": (CpL, {"variant": "centered"}),
-    "bptt": (BPTT, {}),
-    "rbp": (RBP, {}),
-    "rhel": (RHEL, {}),
-    "hep": (HolomorphicEP, {}),
-    "cep": (ContinualEP, {}),
-    "ffebm": (FFEBMEP, {}),
-    "ffebm-implicit": (FFEBMImplicit, {}),
-}
+from ..registry import RULES, ConfigError  # noqa: E402
+
+# Config names. ``ep``/``cpl`` take ``variant``; the hyphenated names pin it.
+for _name, _cls, _fixed in [
+    ("ep", EP, {}), ("ep-positive", EP, {"variant": "positive"}), ("ep-negative", EP, {"variant": "negative"}),
+    ("ep-centered", EP, {"variant": "centered"}), ("ep-random", EP, {"variant": "random"}),
+    ("cpl", CpL, {}), ("cpl-positive", CpL, {"variant": "positive"}), ("cpl-negative", CpL, {"variant": "negative"}),
+    ("cpl-centered", CpL, {"variant": "centered"}), ("cl", CL, {}), ("bptt", BPTT, {}), ("rbp", RBP, {}),
+    ("rhel", RHEL, {}), ("hep", HolomorphicEP, {}), ("cep", ContinualEP, {}), ("ffebm", FFEBMEP, {}),
+    ("ffebm-implicit", FFEBMImplicit, {}),
+]:
+    RULES.register(_name, _cls, listed=_name not in ("ep", "cpl"), **_fixed)
 
 
 def rule_names() -> list[str]:
+    """The registered rules by their listed names (``ep-centered``, ...; ``ep`` and ``cpl``, which
+    take ``variant``, are accepted too)."""
     return list(RULES)
 
 
-def make_rule(name: str | Rule, **settings) -> Rule:
-    """Build a rule from its string name; settings that only other rules take are ignored.
+def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
+    """Build a rule from its registered name (or ``"pkg.module:Class"``).
 
-    ``bptt`` backpropagates through the last ``nudge_steps`` sweeps when ``nudge_steps`` is given
-    (truncated BPTT, the training-time budget of the comparative study), unless
-    ``backprop_steps`` is set. Unknown names, and settings no rule takes, raise ``ValueError``
-    listing the valid ones.
+    ``strict=False`` (diagnostics, grids): settings the rule does not take are ignored, so one
+    set of settings can serve several rules; a setting *no* registered rule takes is still an
+    error. ``strict=True`` (configs): any setting the rule does not take is an error.
+    Unknown names raise ``ValueError`` listing the valid ones. ``None`` values mean "default".
     """
     if isinstance(name, Rule):
         return name
     try:
-        cls, fixed = RULES[name]
-    except KeyError:
-        raise ValueError(f"unknown rule {name!r}; valid rules: {', '.join(RULES)}") from None
-    known = {f.name for c, _ in RULES.values() for f in dataclasses.fields(c)} | {"nudge_steps"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"unknown rule setting(s) {', '.join(unknown)}; valid settings: {', '.join(sorted(known))}")
+        entry = RULES.get(name)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
     settings = {k: v for k, v in settings.items() if v is not None}
-    if cls is BPTT and "backprop_steps" not in settings and "nudge_steps" in settings:
-        settings["backprop_steps"] = settings["nudge_steps"]
-    for key, source in getattr(cls, "setting_aliases", {}).items():  # e.g. hep: radius <- beta
-        if key not in settings and source in settings:
-            settings[key] = settings[source]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: v for k, v in settings.items() if k in fields}
-    kwargs.update(fixed)
-    return cls(**kwargs)
+    valid = entry.settings()
+    if not strict:
+        known = {k for n in RULES.names() for k in RULES.get(n).settings()}
+        unknown = sorted(set(settings) - known - set(valid))
+        if unknown:
+            raise ValueError(f"unknown rule setting(s) {', '.join(unknown)}; valid settings: {', '.join(sorted(known))}")
+        settings = {k: v for k, v in settings.items() if k in valid}
+    return entry.build(entry.check(settings, "rule"))
 
 
 __all__ = ["BPTT", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]

@@ -25,12 +25,13 @@ from ..dynamics import Clamp, Nudge, relax
 from ..models.base import one_hot_targets
 from ..precision import cast_state
 from .base import Rule, energy_contrast
+from .warm_start import WarmStartable
 
 VARIANTS = ("positive", "negative", "centered")
 
 
 @dataclass
-class _TwoPhase(Rule):
+class _TwoPhase(WarmStartable, Rule):
     """A free phase, then one or two perturbed phases from the free state."""
 
     beta: float = 0.2
@@ -138,7 +139,7 @@ class CpL(_TwoPhase):
 
 
 @dataclass
-class CL(Rule):
+class CL(WarmStartable, Rule):
     """Contrastive learning: clamp the output to the target, contrast with the free state."""
 
     name: ClassVar[str] = "cl"

@@ -1,103 +1,178 @@
 """``eqprop compare``: a grid of rules x datasets x seeds from one YAML, resumable.
 
-    rules: [cl, ep-positive, ...]      # default: the nine rules of the comparative study
+    rules: [cl, ep-positive, {name: bptt, backprop_steps: 8, label: tbptt}]
     datasets: [mnist, fashion-mnist]
     seeds: [0, 1, 2]
     out: runs/compare
-    base:                              # any TrainConfig keys, shared by every cell
-      hidden: [500]
-      epochs: 5
+    base:                      # a sectioned config shared by every cell
+      model: {name: hopfield-mlp, hidden: [500]}
+      rule: {beta: 0.5, free_steps: 20, nudge_steps: 8}   # each rule takes the settings it has
+      optim: {name: sgd, lr: [0.05, 0.02], momentum: 0.9}
+      run: {epochs: 5}
 
-Each cell is an ordinary training run in ``OUT/DATASET/RULE/seed{SEED}`` — so an interrupted grid
-resumes where it stopped (finished cells are read back, the cell in progress continues from its
-checkpoint). The grid writes ``OUT/results.md`` (test accuracy mean +- std and wall time per rule
-and dataset), ``OUT/results.json`` and ``OUT/results.png``.
+A rule is a name or a mapping with ``name``, its own settings and an optional ``label`` (the
+row name; default: the name). Shared ``base.rule`` settings go to every rule that takes them; one
+that no rule of the grid takes is an error. Each cell is an ordinary training run in
+``OUT/DATASET/LABEL/seed{SEED}``, so an interrupted grid resumes where it stopped. A finished
+cell is reused only if its recorded configuration equals the cell's full resolved configuration;
+otherwise the old cell folder is moved aside (``seedN.old-TIMESTAMP``) and the cell runs again.
+The grid writes ``OUT/results.md`` (test accuracy mean +- std and time per rule and dataset),
+``OUT/results.json`` and ``OUT/results.png``.
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..config import ConfigError, TrainConfig, config_from_dict, parse_overrides
+from ..config import SECTIONS, Config, ConfigError, config_from_dict, merge, parse_overrides, read_yaml
+from .. import rules as _rules  # noqa: F401  (registers the built-in rules)
+from ..registry import RULES
 
-# Scellier et al. 2023 compare these nine (ep-random is ours; bptt is their TBP).
+# Scellier et al. 2023 compare these nine (bptt is their truncated BPTT, TBP).
 COMPARATIVE_STUDY_RULES = [
     "cl", "ep-positive", "ep-negative", "ep-centered",
     "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
 ]
+GRID_KEYS = ("rules", "datasets", "seeds", "out")
+VOLATILE = (("run", "progress"), ("run", "resume"))  # settings that do not change a cell's result
+
+
+@dataclass
+class Cell:
+    dataset: str
+    label: str
+    seed: int
+    config: Config
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.run["out"])
 
 
 @dataclass
 class CompareConfig:
-    base: TrainConfig = field(default_factory=TrainConfig)
-    rules: list[str] = field(default_factory=lambda: list(COMPARATIVE_STUDY_RULES))
+    base: dict = field(default_factory=dict)
+    rules: list = field(default_factory=lambda: list(COMPARATIVE_STUDY_RULES))
     datasets: list[str] = field(default_factory=lambda: ["mnist"])
     seeds: list[int] = field(default_factory=lambda: [0])
     out: str = "runs/compare"
 
-    def cells(self):
+    def rule_specs(self) -> list[tuple[str, dict]]:
+        """``(label, rule section)`` per rule, shared settings filtered to those each rule takes."""
+        shared = {k: v for k, v in (self.base.get("rule") or {}).items() if k != "name"}
+        specs, used = [], set()
+        for r in self.rules:
+            own = {"name": r} if isinstance(r, str) else dict(r)
+            if "name" not in own:
+                raise ConfigError(f"a grid rule needs a name: {r!r}")
+            label = str(own.pop("label", own["name"]))
+            valid = RULES.get(own["name"]).settings()
+            take = {k: v for k, v in shared.items() if k in valid}
+            used |= set(take)
+            specs.append((label, {**take, **own}))
+        unused = sorted(set(shared) - used)
+        if unused:
+            raise ConfigError(f"base.rule setting(s) {', '.join(unused)} are taken by no rule of the grid "
+                              f"({', '.join(label for label, _ in specs)})")
+        labels = [label for label, _ in specs]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"two grid rules share a label ({labels}); give each a distinct 'label'")
+        return specs
+
+    def cells(self) -> list[Cell]:
+        out = []
         for dataset in self.datasets:
-            for rule in self.rules:
+            for label, rule in self.rule_specs():
                 for seed in self.seeds:
-                    out = str(Path(self.out) / dataset / rule / f"seed{seed}")
-                    yield dataclasses.replace(self.base, dataset=dataset, rule=rule, seed=seed, out=out)
-
-
-GRID_KEYS = ("rules", "datasets", "seeds", "out")
+                    data = copy.deepcopy(self.base)
+                    data["data"] = {**(data.get("data") or {}), "name": dataset}
+                    data["rule"] = rule
+                    data["run"] = {"progress": False, **(data.get("run") or {}), "seed": seed,
+                                   "out": str(Path(self.out) / dataset / label / f"seed{seed}")}
+                    out.append(Cell(dataset, label, seed, config_from_dict(data)))
+        return out
 
 
 def load_compare_config(path: str | Path | None, overrides: list[str] | None = None) -> CompareConfig:
-    """Read the grid YAML; ``key=value`` overrides set grid keys or, otherwise, base TrainConfig keys."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"compare config {str(path)!r} not found")
-        data = yaml.safe_load(path.read_text()) or {}
+    """Read the grid YAML; ``key=value`` overrides set grid keys (``seeds=[0,1]``) or base settings
+    (``rule.beta=0.2``, ``run.epochs=1``)."""
+    data = read_yaml(path) if path is not None else {}
     unknown = set(data) - set(GRID_KEYS) - {"base"}
     if unknown:
         raise ConfigError(f"unknown compare key(s) {', '.join(sorted(unknown))}; valid: base, {', '.join(GRID_KEYS)}")
-    base = dict(data.get("base") or {})
+    base = data.get("base") or {}
+    flat = [k for k in base if k not in SECTIONS]
+    if flat:
+        raise ConfigError(f"compare base: unknown section(s) {', '.join(flat)}; the base is a sectioned config "
+                          f"({', '.join(SECTIONS)}), e.g. base.rule.beta instead of base.beta")
     grid = {k: data[k] for k in GRID_KEYS if k in data}
-    for key, value in parse_overrides(overrides or []).items():
-        (grid if key in GRID_KEYS else base)[key] = value
-    base = config_from_dict({"progress": False, **base})
+    rest = []
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if key in GRID_KEYS:
+            grid.update({key: v for key, v in _grid_override(item).items()})
+        else:
+            rest.append(item)
+    base = merge(base, parse_overrides(rest))
     for key in ("rules", "datasets", "seeds"):
         if key in grid and not isinstance(grid[key], list):
             grid[key] = [grid[key]]
-    return CompareConfig(base=base, **grid)
+    cfg = CompareConfig(base=base, **grid)
+    cfg.cells()  # every cell resolves, or the error names the setting
+    return cfg
 
 
-def _summary(cell: TrainConfig) -> dict | None:
-    p = cell.out_dir() / "summary.json"
-    if not p.exists():
+def _grid_override(item: str) -> dict:
+    key, raw = item.split("=", 1)
+    return {key.strip(): yaml.safe_load(raw)}
+
+
+def _comparable(d: dict) -> dict:
+    d = copy.deepcopy(d)
+    for section, key in VOLATILE:
+        d.get(section, {}).pop(key, None)
+    return d
+
+
+def _finished(cell: Cell) -> dict | None:
+    """The cell's summary if it finished with exactly this configuration; else None (an old run
+    with another configuration is moved aside first, never deleted)."""
+    summary, saved = cell.out / "summary.json", cell.out / "config.yaml"
+    if not cell.out.exists():
         return None
-    s = json.loads(p.read_text())
-    return s if s.get("epochs") == cell.epochs else None
+    recorded = yaml.safe_load(saved.read_text()) if saved.exists() else None
+    if recorded is not None and _comparable(recorded) == _comparable(cell.config.to_dict()):
+        if summary.exists():
+            s = json.loads(summary.read_text())
+            if s.get("epochs") == cell.config.run["epochs"]:
+                return s
+        return None  # same configuration, unfinished: the trainer resumes it
+    aside = cell.out.with_name(f"{cell.out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    cell.out.rename(aside)
+    print(f"[eqprop] {cell.out} was run with another configuration; moved it to {aside}", flush=True)
+    return None
 
 
 def run_compare(cfg: CompareConfig, train=None) -> dict:
     """Run (or resume) every cell, then write the table, JSON and plot. Returns the aggregate."""
     from tqdm.auto import tqdm
 
-    from ..rules import make_rule
     from .trainer import train as train_fn
 
-    for r in cfg.rules:
-        make_rule(r)  # fail early on a misspelt rule
     train = train or train_fn
-    cells = list(cfg.cells())
+    cells = cfg.cells()
     results = []
     for cell in tqdm(cells, desc="compare", unit="run"):
-        s = _summary(cell)
+        s = _finished(cell)
         if s is None:
-            s = train(cell)
-        results.append(s)
+            s = train(cell.config)
+        results.append({**s, "label": cell.label})
     agg = aggregate(results)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,10 +183,10 @@ def run_compare(cfg: CompareConfig, train=None) -> dict:
 
 
 def aggregate(results: list[dict]) -> dict:
-    """{dataset: {rule: {mean, std, n, accs, time_s}}} over seeds (accuracies in %)."""
+    """{dataset: {label: {mean, std, n, accs, time_s}}} over seeds (accuracies in %)."""
     agg: dict = {}
     for s in results:
-        cell = agg.setdefault(s["dataset"], {}).setdefault(s["rule"], {"accs": [], "times": []})
+        cell = agg.setdefault(s["dataset"], {}).setdefault(s.get("label", s["rule"]), {"accs": [], "times": []})
         cell["accs"].append(100 * s["test_acc"])
         cell["times"].append(s["train_time_s"])
     for rules in agg.values():
@@ -123,17 +198,20 @@ def aggregate(results: list[dict]) -> dict:
     return agg
 
 
+def _labels(cfg: CompareConfig) -> list[str]:
+    return [label for label, _ in cfg.rule_specs()]
+
+
 def markdown_table(agg: dict, cfg: CompareConfig) -> str:
     b = cfg.base
+    describe = "; ".join(f"{s}: {json.dumps(b[s])}" for s in SECTIONS if b.get(s))
     lines = [
-        f"Test accuracy (%) mean +- std over seeds {cfg.seeds}; mean training time per run. "
-        f"Model {b.model} hidden={b.hidden}, {b.epochs} epochs, beta={b.beta}, "
-        f"{b.free_steps}/{b.nudge_steps} sweeps ({b.mode}), train_subset={b.train_subset}.",
+        f"Test accuracy (%) mean +- std over seeds {cfg.seeds}; mean training time per run. Base config: {describe}.",
         "",
         "| rule | " + " | ".join(cfg.datasets) + " |",
         "|---|" + "---|" * len(cfg.datasets),
     ]
-    for rule in cfg.rules:
+    for rule in _labels(cfg):
         cells = []
         for d in cfg.datasets:
             c = agg.get(d, {}).get(rule)
@@ -152,13 +230,14 @@ def plot(agg: dict, cfg: CompareConfig, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(cfg.rules)), 3.8))
+    labels = _labels(cfg)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels)), 3.8))
     width = 0.8 / max(1, len(cfg.datasets))
     for j, d in enumerate(cfg.datasets):
-        xs = [i + j * width for i in range(len(cfg.rules))]
-        cells = [agg.get(d, {}).get(r, {"mean": 0.0, "std": 0.0}) for r in cfg.rules]
+        xs = [i + j * width for i in range(len(labels))]
+        cells = [agg.get(d, {}).get(r, {"mean": 0.0, "std": 0.0}) for r in labels]
         ax.bar(xs, [c["mean"] for c in cells], width, yerr=[c["std"] for c in cells], label=d, capsize=3)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cfg.rules))], cfg.rules, rotation=30, ha="right")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     lo = min((c["mean"] for r in agg.values() for c in r.values()), default=0)
     ax.set_ylim(max(0, lo - 10), 100)

@@ -1,8 +1,16 @@
-"""The Trainer: epochs, evaluation, progress, metrics, checkpoints and resume.
+"""The Trainer: epochs, evaluation, progress, checkpoints and resume. It assembles; it builds nothing.
 
-It only assembles: the model relaxes, the rule writes ``.grad``, a torch optimizer steps.
-A run folder holds ``config.yaml``, ``metrics.jsonl`` (one line per epoch),
-``checkpoint.pt`` (written atomically after every epoch), ``curves.png`` and ``summary.json``.
+    trainer = Trainer(model, rule, optimizer, (x_train, y_train), (x_test, y_test),
+                      epochs=5, batch_size=64, out="runs/mine")
+    summary = trainer.fit()
+
+The rule writes ``.grad`` (``rule.step``), the optimizer steps; what is specific to a model or a
+rule (warm starts, homeostasis, asymmetry logging) comes as callbacks from the component itself
+(``eqprop.callbacks``). ``Trainer.from_config(cfg)`` builds everything a config names (the CLI).
+
+A run folder holds ``config.yaml`` (when built from a config), ``metrics.jsonl`` (one line per
+epoch), ``checkpoint.pt`` (written atomically after every epoch; a rerun resumes from it),
+``curves.png`` and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -10,59 +18,47 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, TrainConfig, save_config
-from ..data import load_dataset
-from ..precision import resolve as resolve_relax_dtype
-from ..data.transforms import channel_stats, normalize, random_crop, random_horizontal_flip, to_float
-from ..rules.vector_field import add_homeostasis_grad
-from .builders import build_model, build_optimizer, build_rule, build_schedule, resolve_device, resolve_dtype
+from ..callbacks import Batch, Callback, component_callbacks
+from ..registry import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .logging import append_jsonl, plot_curves
-from .warm_start import StateBank
+from .data import as_tensors
+from .logging import make_loggers, plot_curves
+from .optimizers import build_schedule
+from .run import RunConfig
 
-# A checkpoint made with another of these (or whose parameters have other names or shapes than
-# the model the config builds) is not resumed.
-IDENTITY_KEYS = ("dataset", "model", "activation", "output")
-
-
-def subset_generator() -> torch.Generator:
-    """``train_subset``/``test_subset`` draw a random subset (kept in file order) with this fixed
-    seed, the same for every run, since some files are sorted by class (the CIFAR-10 JPEG copy)."""
-    return torch.Generator().manual_seed(0)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class DivergenceError(RuntimeError):
-    """The loss or a gradient became NaN/inf or exploded; the last good checkpoint is kept."""
+    """The loss, a gradient or the weights became NaN/inf or exploded; the last good checkpoint is kept."""
 
 
-@dataclass
-class Split:
-    x: torch.Tensor  # (N, ...) float in [0, 1], on the run's device
-    y: torch.Tensor  # (N,) int64
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device=cuda was asked for but torch sees no CUDA device; use cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
+    return device
 
 
-def load_split(cfg: TrainConfig, split: str, subset: int | None, device, dtype, stats=None) -> tuple[Split, int]:
-    """One split in memory as floats; ``stats = (mean, std)`` standardises image channels."""
-    ds = load_dataset(cfg.dataset, split=split, root=cfg.data_root).subset(subset, subset_generator())
-    x = to_float(ds.images)
-    if stats is not None:
-        x = normalize(x, *stats)
-    return Split(x=x.to(device=device, dtype=dtype), y=ds.labels.to(device)), ds.num_classes
-
-
-def image_stats(cfg: TrainConfig):
-    """Per-channel mean and std of the training images (for ``normalize=true``)."""
-    ds = load_dataset(cfg.dataset, split="train", root=cfg.data_root).subset(cfg.train_subset, subset_generator())
-    if ds.images.dim() != 4:
-        raise ConfigError(f"normalize=true standardises image channels; {cfg.dataset} is not an image dataset")
-    return channel_stats(ds.images)
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {name!r}; valid dtypes: {', '.join(DTYPES)}") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -71,38 +67,117 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Trainer:
-    """Train ``cfg.model`` on ``cfg.dataset`` with ``cfg.rule``; ``fit()`` returns the summary."""
+def check_run(run: RunConfig) -> None:
+    """Refuse settings that cannot make a run, with the valid range."""
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(run, key) < 1:
+            raise ConfigError(f"run.{key} must be >= 1, got {getattr(run, key)}")
+    if run.log_every < 0:
+        raise ConfigError(f"run.log_every must be >= 0 (0: per epoch only), got {run.log_every}")
+    if not run.max_loss > 0:
+        raise ConfigError(f"run.max_loss must be > 0, got {run.max_loss}")
 
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        self.dtype = resolve_dtype(cfg.dtype)
-        self.out = cfg.out_dir()
-        seed_everything(cfg.seed)
-        stats = image_stats(cfg) if cfg.normalize else None
-        self.train, num_classes = load_split(cfg, "train", cfg.train_subset, self.device, self.dtype, stats)
-        self.test, _ = load_split(cfg, "test", cfg.test_subset, self.device, self.dtype, stats)
-        if cfg.augment and self.train.x.dim() != 4:
-            raise ConfigError(f"augment=true crops and flips images; {cfg.dataset} samples have shape "
-                              f"{tuple(self.train.x.shape[1:])}")
-        self.model = build_model(cfg, tuple(self.train.x.shape[1:]), num_classes).to(device=self.device, dtype=self.dtype)
-        self.rule = build_rule(cfg)
-        self.optimizer = build_optimizer(cfg, self.model)
-        self.steps_per_epoch = len(self.train.y) // cfg.batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"batch_size={cfg.batch_size} is larger than the training set ({len(self.train.y)} samples)"
-            )
-        self.schedule = build_schedule(cfg, self.optimizer, self.steps_per_epoch)
-        self.bank = None
-        if cfg.warm_start:
-            if not getattr(self.rule, "supports_warm_start", False):
-                raise ConfigError(f"warm_start=true needs a rule that starts its free phase from a given state "
-                                  f"(ep-*, cpl-*, cl); {cfg.rule} does not")
-            self.bank = StateBank(len(self.train.y), resolve_relax_dtype(cfg.relax_dtype))
+
+class Trainer:
+    """Train ``model`` with ``rule`` and ``optimizer`` on ``train_data``; ``fit()`` returns the summary.
+
+    Args:
+        model: any ``nn.Module`` the rule applies to (``rule.check_model`` is asked first).
+        rule: a rule (``rule.step(model, x, y)`` writes ``.grad``; ``rule.infer`` evaluates).
+        optimizer: any ``torch.optim.Optimizer`` over the model's parameters.
+        train_data, test_data: ``(x, y)`` tensors, a ``TensorDataset``, an ``eqprop.data.Dataset``,
+            any map-style ``Dataset`` or a ``DataLoader``. x: (N, ...) float (uint8 images are
+            scaled to [0, 1]); y: (N,) int64 classes or (N, k) float targets.
+        callbacks: extra callbacks; the model's and rule's own (``callbacks()``) are added.
+        schedule: ``"cosine"``, ``"none"``, or a function ``(optimizer, total_steps) -> scheduler``.
+        run: a ``RunConfig`` (or its fields as keywords: ``epochs=5, out="runs/x"``, ...).
+        config: the resolved configuration dict to record in ``config.yaml`` and the checkpoint.
+    """
+
+    def __init__(self, model, rule, optimizer, train_data, test_data=None, *, callbacks=(),
+                 schedule="cosine", run: RunConfig | None = None, config: dict | None = None, **run_settings):
+        if run is None:
+            valid = {f.name for f in fields(RunConfig)}
+            unknown = sorted(set(run_settings) - valid)
+            if unknown:
+                raise TypeError(f"unknown Trainer setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+            run = RunConfig(**run_settings)
+        elif run_settings:
+            raise TypeError("give either run=RunConfig(...) or its settings as keywords, not both")
+        check_run(run)
+        self.run, self.config = run, config
+        self.device, self.dtype = resolve_device(run.device), resolve_dtype(run.dtype)
+        seed_everything(run.seed)
+        if hasattr(rule, "check_model"):
+            rule.check_model(model)
+        self.model = model.to(device=self.device, dtype=self.dtype)
+        self.rule, self.optimizer = rule, optimizer
+        self.train_loader, self.train = self._data(train_data, "train")
+        self.test_loader, self.test = (None, None) if test_data is None else self._data(test_data, "test")
+        if self.train is not None:
+            self.num_train = len(self.train[1])
+            self.steps_per_epoch = self.num_train // run.batch_size
+            if self.steps_per_epoch == 0:
+                raise ConfigError(f"run.batch_size={run.batch_size} is larger than the training set "
+                                  f"({self.num_train} samples); lower it")
+        else:
+            self.num_train = len(self.train_loader.dataset) if hasattr(self.train_loader, "dataset") else None
+            self.steps_per_epoch = len(self.train_loader)
+        total = run.epochs * self.steps_per_epoch
+        if isinstance(schedule, str):
+            self.schedule = build_schedule(optimizer, schedule, total)
+        elif callable(schedule):
+            self.schedule = schedule(optimizer, total)
+        else:
+            self.schedule = schedule
+        self.out = Path(run.out.format(data="data", model=type(model).__name__, rule=self.rule_name, seed=run.seed))
+        self.callbacks: list[Callback] = [*callbacks, *component_callbacks(model, rule),
+                                          *make_loggers(run.loggers, run.log_every)]
         self.epoch = 0  # epochs completed
+        self.global_step = 0
         self.history: list[dict] = []
+        self.generator = torch.Generator()
+
+    @property
+    def rule_name(self) -> str:
+        return str(getattr(self.rule, "name", type(self.rule).__name__))
+
+    def _data(self, data, split):
+        pair = as_tensors(data)
+        if pair is None:
+            return data, None
+        x, y = pair
+        if len(y) == 0:
+            raise ConfigError(f"the {split} data is empty")
+        return None, (x.to(device=self.device, dtype=self.dtype), y.to(self.device))
+
+    # -- building from a config -----------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg, callbacks=()) -> "Trainer":
+        """Build the data, model, rule and optimizer a resolved ``eqprop.config.Config`` names."""
+        from ..config import entry
+        from .augment import Augment
+        from .data import load_data
+        from .optimizers import build_optimizer
+
+        run = RunConfig(**cfg.run)
+        run.out = str(cfg.out_dir())
+        check_run(run)
+        resolve_device(run.device)
+        rule_entry = entry("rule", cfg.rule)
+        rule = rule_entry.build(cfg.settings("rule"))
+        train, test, num_classes = load_data(cfg.data)
+        if cfg.data.get("augment") and train[0].dim() != 4:
+            raise ConfigError(f"data.augment=true crops and flips images; {cfg.data['name']} samples have shape "
+                              f"{tuple(train[0].shape[1:])}")
+        seed_everything(run.seed)
+        model = entry("model", cfg.model).build(cfg.settings("model"), input_shape=tuple(train[0].shape[1:]),
+                                                num_outputs=num_classes)
+        model = model.to(dtype=resolve_dtype(run.dtype))
+        optimizer = build_optimizer(model, cfg.optim)
+        extra = [Augment()] if cfg.data.get("augment") else []
+        return cls(model, rule, optimizer, train, test, callbacks=[*extra, *callbacks],
+                   schedule=cfg.optim["schedule"], run=run, config=cfg.to_dict())
 
     # -- checkpoints -------------------------------------------------------------------------
     @property
@@ -112,148 +187,205 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "epoch": self.epoch,
-            "config": self.cfg.to_dict(),
+            "global_step": self.global_step,
+            "config": self.config,
+            "run": asdict(self.run),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
+            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
         }
 
     def load_state_dict(self, ckpt: dict) -> None:
-        old = ckpt["config"]
-        changed = [f"{k}={old.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != getattr(self.cfg, k)]
         mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
         theirs = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
-        changed += [f"{k} {theirs.get(k)} (now {mine.get(k)})" for k in sorted(set(mine) | set(theirs))
-                    if mine.get(k) != theirs.get(k)][:5]
+        changed = [f"{k} {theirs.get(k)} (now {mine.get(k)})" for k in sorted(set(mine) | set(theirs))
+                   if mine.get(k) != theirs.get(k)][:5]
+        old = ckpt.get("config") or {}
+        if self.config and old:
+            for section in ("data", "model"):
+                if old.get(section) != self.config.get(section):
+                    changed.insert(0, f"{section} section {old.get(section)} (now {self.config.get(section)})")
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.checkpoint_path} was made for another model or dataset: {'; '.join(changed)}; "
-                f"use another out= folder, or resume=false to start afresh"
+                f"use another run.out folder, or run.resume=false to start afresh"
             )
-        kept = [k for k in ("optimizer", "lr", "momentum", "weight_decay") if old.get(k) != getattr(self.cfg, k)]
-        if kept:
-            print(f"[eqprop] note: resuming keeps the checkpoint's optimizer state; "
-                  f"{', '.join(f'{k}={old.get(k)!r}' for k in kept)} stay as they were")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["schedule"])
+        if self.schedule is not None and ckpt.get("schedule") is not None:
+            self.schedule.load_state_dict(ckpt["schedule"])
         torch.set_rng_state(ckpt["torch_rng"])
         self.epoch = ckpt["epoch"]
+        self.global_step = ckpt.get("global_step", 0)
         self.history = ckpt["history"]
+        saved = ckpt.get("callbacks", {})
+        for cb in self.callbacks:
+            if cb.key in saved:
+                cb.load_state_dict(saved[cb.key])
 
     # -- one epoch -----------------------------------------------------------------------------
-    def _check_finite(self, loss: float, where: str) -> None:
-        bad = not math.isfinite(loss) or loss > self.cfg.max_loss
+    def _diverged(self, what: str) -> DivergenceError:
+        last = (f"the last good checkpoint (epoch {self.epoch}) is {self.checkpoint_path}" if self.epoch
+                else "no epoch had completed")
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        return DivergenceError(f"training diverged at {what}; {last}. Lower the learning rate (optim.lr, now {lrs}) "
+                               f"or the nudge (rule.beta), or raise rule.free_steps.")
+
+    def _check_step(self, loss: float, where: str) -> None:
+        bad = not math.isfinite(loss) or loss > self.run.max_loss
         if not bad:
             finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
             bad = bool(finite) and not bool(torch.stack(finite).all())  # one device sync per batch
         if bad:
-            last = f"the last good checkpoint (epoch {self.epoch}) is {self.checkpoint_path}" if self.epoch else "no epoch had completed"
-            raise DivergenceError(
-                f"training diverged at {where}: loss={loss} (or a gradient is NaN/inf); {last}. "
-                f"Lower lr (now {self.cfg.lr}) or beta (now {self.cfg.beta}), or raise free_steps."
-            )
+            raise self._diverged(f"{where}: loss={loss} (or a gradient is NaN/inf)")
+
+    def _check_weights(self) -> None:
+        """Non-finite or exploding weights (a blow-up whose loss stays bounded) end the run."""
+        biggest = max((float(p.detach().abs().max()) for p in self.model.parameters() if p.numel()), default=0.0)
+        if not math.isfinite(biggest) or biggest > 1e6:
+            raise self._diverged(f"epoch {self.epoch + 1}: the weights reached |w| = {biggest:.3g}")
+
+    def batches(self):
+        """Training batches of this epoch (a fixed per-epoch shuffle of the in-memory data)."""
+        self.generator.manual_seed(self.run.seed * 100_003 + self.epoch)
+        if self.train is None:
+            for x, y in self.train_loader:
+                yield Batch(x.to(device=self.device, dtype=self.dtype), y.to(self.device))
+            return
+        x_all, y_all = self.train
+        perm = torch.randperm(self.num_train, generator=self.generator).to(self.device)
+        bs = self.run.batch_size
+        for b in range(self.steps_per_epoch):
+            idx = perm[b * bs:(b + 1) * bs]
+            yield Batch(x_all[idx], y_all[idx], idx)
+
+    def step_record(self, batch: Batch, result) -> dict:
+        """Per-step metrics (for ``run.log_every``)."""
+        return {"step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
+                "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
+                "lr": [g["lr"] for g in self.optimizer.param_groups]}
 
     def train_epoch(self) -> dict:
-        cfg, model = self.cfg, self.model
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
-        perm = torch.randperm(len(self.train.y), generator=gen).to(self.device)
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False, dynamic_ncols=True, mininterval=0.5)
-        for b in bar:
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = self.train.x[idx], self.train.y[idx]
-            if cfg.augment:
-                x = random_horizontal_flip(random_crop(x, 4, gen), gen)
+        bar = tqdm(self.batches(), total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{self.run.epochs}",
+                   disable=not self.run.progress, leave=False, dynamic_ncols=True, mininterval=0.5)
+        for b, batch in enumerate(bar):
+            batch.step = self.global_step
+            for cb in self.callbacks:
+                cb.before_step(self, batch)
             self.optimizer.zero_grad(set_to_none=True)
-            if self.bank is None:
-                result = self.rule.step(model, x, y)
-            else:
-                cold = model.init_state(x)
-                result = self.rule.step(model, x, y, state=self.bank.get(idx, cold))
-                self.bank.put(idx, result.state)
-            if cfg.homeostasis:  # Jacobian homeostasis: + lambda ||J - J^T||_F^2 at the free state
-                add_homeostasis_grad(model, x, result.state, cfg.homeostasis, cfg.homeostasis_probes)
+            result = self.rule.step(self.model, batch.x, batch.y, **batch.step_kwargs)
+            for cb in self.callbacks:
+                cb.after_step(self, batch, result)
             loss = float(result.loss)
-            self._check_finite(loss, f"epoch {self.epoch + 1}, batch {b + 1}")
+            self._check_step(loss, f"epoch {self.epoch + 1}, batch {b + 1}")
             self.optimizer.step()
-            self.schedule.step()
-            total_loss += loss * len(y)
-            correct += int((result.output.argmax(-1) == y).sum())
-            seen += len(y)
+            if self.schedule is not None:
+                self.schedule.step()
+            self.global_step += 1
+            for cb in self.callbacks:
+                cb.on_batch_end(self, batch, result)
+            n = len(batch.y)
+            total_loss += loss * n
+            if batch.y.dim() == 1:
+                correct += int((result.output.argmax(-1) == batch.y).sum())
+            seen += n
             if b % 20 == 0:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
         bar.close()
-        return {"train_loss": total_loss / seen, "train_acc": correct / seen}
+        return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+
+    def _eval_batches(self, split):
+        if split is not None:
+            x, y = split
+            for i in range(0, len(y), self.run.eval_batch_size):
+                yield x[i:i + self.run.eval_batch_size], y[i:i + self.run.eval_batch_size]
+        else:
+            for x, y in self.test_loader:
+                yield x.to(device=self.device, dtype=self.dtype), y.to(self.device)
 
     @torch.no_grad()
-    def evaluate(self, split: Split | None = None, batch_size: int = 1000) -> dict:
-        """Loss and accuracy of the rule's inference (free phase of ``eval_steps`` sweeps)."""
-        split = split or self.test
-        total_loss, correct = 0.0, 0
-        for i in range(0, len(split.y), batch_size):
-            x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
-            r = self.rule.infer(self.model, x, y, steps=self.cfg.eval_steps)
+    def evaluate(self, split=None) -> dict:
+        """Loss and accuracy of the rule's inference (``rule.infer``) on ``split`` (default: test)."""
+        split = self.test if split is None else split
+        total_loss, correct, n = 0.0, 0, 0
+        for x, y in self._eval_batches(split):
+            r = self.rule.infer(self.model, x, y)
             total_loss += float(r.loss) * len(y)
-            correct += int((r.output.argmax(-1) == y).sum())
-        n = len(split.y)
-        return {"loss": total_loss / n, "acc": correct / n}
+            if y.dim() == 1:
+                correct += int((r.output.argmax(-1) == y).sum())
+            n += len(y)
+        return {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1)}
 
     # -- the run ---------------------------------------------------------------------------------
     def fit(self) -> dict:
-        cfg = self.cfg
+        run = self.run
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"run.out {str(self.out)!r} is a file, not a folder; choose another run.out")
         self.out.mkdir(parents=True, exist_ok=True)
-        if cfg.resume and self.checkpoint_path.exists():
+        if run.resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
-            print(f"[eqprop] resuming {self.out} after epoch {self.epoch}")
-        else:
-            (self.out / "metrics.jsonl").unlink(missing_ok=True)
-        save_config(cfg, self.out / "config.yaml")
+            print(f"[eqprop] resuming {self.out} after epoch {self.epoch}", flush=True)
+        if self.config is not None:
+            from ..config import save_config_dict
+
+            save_config_dict(self.config, self.out / "config.yaml")
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
         n_params = sum(p.numel() for p in self.model.parameters())
-        print(f"[eqprop] {type(self.model).__name__}({self.model.extra_repr()}), {n_params:,} parameters; {self.rule}; "
-              f"{len(self.train.y)} training / {len(self.test.y)} test samples, {self.device}", flush=True)
+        extra = self.model.extra_repr() if hasattr(self.model, "extra_repr") else ""
+        n_test = "no" if self.test is None and self.test_loader is None else (
+            len(self.test[1]) if self.test is not None else "loader")
+        print(f"[eqprop] {type(self.model).__name__}({extra}), {n_params:,} parameters; {self.rule}; "
+              f"{self.num_train} training / {n_test} test samples, {self.device}", flush=True)
         start = time.time()
-        while self.epoch < cfg.epochs:
+        while self.epoch < run.epochs:
             t0 = time.time()
             train = self.train_epoch()
-            test = self.evaluate()
-            self.epoch += 1
+            self._check_weights()
+            test = self.evaluate() if (self.test is not None or self.test_loader is not None) else {"loss": None, "acc": None}
             record = {
-                "epoch": self.epoch, **train, "test_loss": test["loss"], "test_acc": test["acc"],
+                "epoch": self.epoch + 1, **train, "test_loss": test["loss"], "test_acc": test["acc"],
                 "epoch_time": time.time() - t0, "lr": [g["lr"] for g in self.optimizer.param_groups],
             }
-            if hasattr(self.model, "jacobian_asymmetry"):  # vector-field models: ||J - J^T||_F
-                record["jacobian_asymmetry"] = self.model.jacobian_asymmetry()
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, record)
+            self.epoch += 1
             self.history.append(record)
-            append_jsonl(self.out / "metrics.jsonl", record)
             save_checkpoint(self.state_dict(), self.checkpoint_path)
-            print(
-                f"[eqprop] epoch {self.epoch}/{cfg.epochs}  train loss {train['train_loss']:.4f} "
-                f"acc {100 * train['train_acc']:.2f}%  test acc {100 * test['acc']:.2f}%  "
-                f"({record['epoch_time']:.1f}s)", flush=True,
-            )
-        return self.finish(time.time() - start)
+            for cb in self.callbacks:
+                cb.on_checkpoint(self)
+            acc = "" if test["acc"] is None else f"  test acc {100 * test['acc']:.2f}%"
+            print(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {train['train_loss']:.4f} "
+                  f"acc {100 * train['train_acc']:.2f}%{acc}  ({record['epoch_time']:.1f}s)", flush=True)
+        summary = self.finish(time.time() - start)
+        for cb in self.callbacks:
+            cb.on_fit_end(self, summary)
+        return summary
 
     def finish(self, wall: float) -> dict:
-        cfg = self.cfg
+        cfg = self.config or {}
+        name = lambda s, default: (cfg.get(s) or {}).get("name", default)  # noqa: E731
+        data, model = name("data", "data"), name("model", type(self.model).__name__)
         if self.history:
-            plot_curves(self.history, self.out / "curves.png", title=f"{cfg.dataset} / {cfg.rule}")
+            plot_curves(self.history, self.out / "curves.png", title=f"{data} / {self.rule_name}")
         final = self.history[-1] if self.history else {}
+        tests = [h["test_acc"] for h in self.history if h.get("test_acc") is not None]
         summary = {
-            "dataset": cfg.dataset, "rule": cfg.rule, "model": cfg.model, "hidden": cfg.hidden,
-            "epochs": self.epoch, "seed": cfg.seed, "test_acc": final.get("test_acc"),
-            "train_acc": final.get("train_acc"), "best_test_acc": max((h["test_acc"] for h in self.history), default=None),
+            "dataset": data, "rule": name("rule", self.rule_name), "model": model,
+            "epochs": self.epoch, "seed": self.run.seed, "test_acc": final.get("test_acc"),
+            "train_acc": final.get("train_acc"), "best_test_acc": max(tests, default=None),
             "train_time_s": sum(h["epoch_time"] for h in self.history), "wall_time_this_call_s": wall,
-            "device": str(self.device), "dtype": cfg.dtype, "torch_threads": torch.get_num_threads(),
+            "device": str(self.device), "dtype": self.run.dtype, "torch_threads": torch.get_num_threads(),
             "out": str(self.out),
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Build a Trainer for ``cfg`` and run it; returns the summary dict."""
-    return Trainer(cfg).fit()
+def train(cfg) -> dict:
+    """Build a Trainer for a resolved config and run it; returns the summary dict."""
+    return Trainer.from_config(cfg).fit()

@@ -1,0 +1,61 @@
+"""The built-in models by config name, each built from the data's shape and its own settings.
+
+A builder takes ``input_shape`` (one sample's shape, e.g. ``(1, 28, 28)``), ``num_outputs`` and
+the ``model:`` section's settings; settings it passes on (``**kw``) are the model class's own
+keyword arguments, so their defaults live in the class.
+"""
+from __future__ import annotations
+
+import math
+
+from ..registry import ConfigError, register_model
+from .conv import ConvHopfield
+from .ffebm import build_ffebm
+from .hamiltonian import HSSM
+from .hopfield import HopfieldMLP
+from .vector_field import VectorFieldConv, VectorFieldMLP
+
+
+def _flat_sizes(input_shape, hidden, num_outputs) -> list[int]:
+    return [math.prod(input_shape), *[int(h) for h in hidden], num_outputs]
+
+
+@register_model("hopfield-mlp", settings_from=HopfieldMLP, exclude=("sizes",))
+def hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), **kw) -> HopfieldMLP:
+    """Layered Hopfield network ``[prod(input_shape), *hidden, num_outputs]``."""
+    return HopfieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
+
+
+@register_model("vector-field-mlp", settings_from=VectorFieldMLP, exclude=("sizes",))
+def vector_field_mlp(input_shape, num_outputs, hidden: list[int] = (500,), **kw) -> VectorFieldMLP:
+    """Layered network with separate feedback weights (``asymmetry`` in degrees)."""
+    return VectorFieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
+
+
+def _image_shape(input_shape, name):
+    if len(input_shape) != 3:
+        raise ConfigError(f"model {name!r} needs images (C, H, W); the data's samples have shape {tuple(input_shape)}")
+    return input_shape
+
+
+@register_model("conv-hopfield", settings_from=ConvHopfield, exclude=("in_shape",))
+def conv_hopfield(input_shape, num_outputs, channels: list[int] = (32, 64), **kw) -> ConvHopfield:
+    """Convolutional Hopfield network (DCHN): 3x3 convolutions with 2x2 pooling."""
+    return ConvHopfield(_image_shape(input_shape, "conv-hopfield"), channels, num_outputs, **kw)
+
+
+@register_model("vector-field-conv", settings_from=VectorFieldConv, exclude=("in_shape",))
+def vector_field_conv(input_shape, num_outputs, channels: list[int] = (32, 64), **kw) -> VectorFieldConv:
+    """Convolutional network with separate feedback kernels."""
+    return VectorFieldConv(_image_shape(input_shape, "vector-field-conv"), channels, num_outputs, **kw)
+
+
+register_model("ffebm", build_ffebm)
+
+
+@register_model("hssm", settings_from=HSSM, exclude=("d_input", "d_output"))
+def hssm(input_shape, num_outputs, **kw) -> HSSM:
+    """Hamiltonian state-space model on sequences ``(T, channels)``."""
+    if len(input_shape) != 2:
+        raise ConfigError(f"model 'hssm' needs sequence data (steps, channels) per sample; got {tuple(input_shape)}")
+    return HSSM(input_shape[-1], num_outputs, **kw)

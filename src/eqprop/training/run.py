@@ -1,0 +1,33 @@
+"""The ``run`` section: what the Trainer itself is told (its own settings, its own defaults)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunConfig:
+    """Settings of one training run.
+
+    epochs: passes over the training set. batch_size: samples per rule step.
+    seed: seeds torch, numpy and random (and the per-epoch shuffles).
+    device: cpu | cuda | cuda:N | auto. dtype: float32 | float64 (parameters and data).
+    out: the run folder; ``{data}``, ``{model}``, ``{rule}``, ``{seed}`` are filled in.
+    resume: continue from ``out/checkpoint.pt`` when it exists.
+    progress: tqdm progress bars. max_loss: a loss above this (or NaN) stops the run as diverged.
+    eval_batch_size: samples per evaluation batch.
+    log_every: also log per-step metrics (``steps.jsonl``) every N batches (0: per epoch only).
+    loggers: any of jsonl (metrics.jsonl), csv (metrics.csv), tensorboard (needs the extra).
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    out: str = "runs/{data}-{rule}-seed{seed}"
+    resume: bool = True
+    progress: bool = True
+    max_loss: float = 1e6
+    eval_batch_size: int = 1000
+    log_every: int = 0
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])
