@@ -73,8 +73,13 @@ class Entry:
 
     def check(self, settings: dict, section: str, skip=()) -> dict:
         """``settings`` checked and coerced to the declared types, missing ones filled with defaults
-        (``skip``: settings the caller owns, left out)."""
+        (``skip``: settings the caller owns, left out). A component's ``setting_aliases``
+        (``{"radius": "beta"}``) fill an unset setting from another one given."""
         valid = {k: s for k, s in self.settings().items() if k not in skip}
+        settings = dict(settings)
+        for key, source in getattr(self.obj, "setting_aliases", {}).items():
+            if key in valid and settings.get(key) is None and settings.get(source) is not None:
+                settings[key] = settings[source]
         unknown = sorted(set(settings) - set(valid))
         if unknown:
             raise ConfigError(

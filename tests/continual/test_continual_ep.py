@@ -69,11 +69,13 @@ def test_rates_per_coupling_and_errors():
 
 
 @pytest.mark.slow
+@pytest.mark.data("mnist")
 def test_cep_trains_mnist_subset(tmp_path):
     from eqprop.config import load_config
     from eqprop.training import train
 
-    cfg = load_config("configs/mnist_mlp_cep.yaml", [f"out={tmp_path}", "train_subset=3000", "test_subset=1000",
-                                                      "epochs=2", "progress=false", "hidden=[100]"])
+    cfg = load_config("configs/mnist_mlp_cep.yaml", [f"run.out={tmp_path}", "data.train_subset=3000",
+                                                      "data.test_subset=1000", "run.epochs=2", "run.progress=false",
+                                                      "model.hidden=[100]"])
     s = train(cfg)
     assert s["test_acc"] > 0.4  # chance is 0.1; C-EP learns slowly at stable in-phase rates

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from eqprop.models import HopfieldMLP, get_activation, get_model_class
+from eqprop.models import HopfieldMLP, build_model, get_activation
 from tests.conftest import make_net
 
 
@@ -87,7 +87,7 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="mse, ce"):
         HopfieldMLP([4, 3, 2], output="hinge")
     with pytest.raises(ValueError, match="hopfield-mlp"):
-        get_model_class("resnet")
+        build_model("resnet", (784,), 10)
     with pytest.raises(ValueError, match=r"lie in \[0, 9\]"):
         m.cost(m.init_state(torch.rand(2, 784)), torch.tensor([3, 12]))
     with pytest.raises(ValueError, match="at least one hidden layer"):

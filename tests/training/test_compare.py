@@ -1,23 +1,34 @@
 """eqprop compare: the nine-rule grid on a small MNIST subset, its table, and resuming."""
 import json
 
-from eqprop.cli import main
-from eqprop.training.compare import COMPARATIVE_STUDY_RULES, load_compare_config, run_compare
+import pytest
 
-GRID = ["datasets=[mnist]", "seeds=[0]", "hidden=[32]", "epochs=1", "train_subset=1500", "beta=0.2",
-        "test_subset=1000", "batch_size=50", "lr=[0.1,0.05]"]
+from eqprop.cli import main
+from eqprop.training.compare import load_compare_config, run_compare
+
+pytestmark = pytest.mark.data("mnist")
+
+RULES = "rules=[cl,ep-positive,ep-negative,ep-centered,cpl-positive,cpl-negative,cpl-centered," \
+        "{name: bptt, backprop_steps: 8, label: tbptt},rbp]"
+GRID = [RULES, "datasets=[mnist]", "seeds=[0]", "model.hidden=[32]", "run.epochs=1", "data.train_subset=1500",
+        "rule.beta=0.2", "rule.free_steps=20", "rule.nudge_steps=8", "data.test_subset=1000", "run.batch_size=50",
+        "optim.lr=[0.1,0.05]", "optim.momentum=0.9"]
+LABELS = ["cl", "ep-positive", "ep-negative", "ep-centered", "cpl-positive", "cpl-negative", "cpl-centered",
+          "tbptt", "rbp"]
 
 
 def test_nine_rule_grid_runs_and_resumes(tmp_path, capsys):
     out = tmp_path / "grid"
     assert main(["compare", *GRID, f"out={out}"]) == 0
     table = (out / "results.md").read_text()
-    for rule in COMPARATIVE_STUDY_RULES:
+    for rule in LABELS:
         assert f"| {rule} |" in table
     agg = json.loads((out / "results.json").read_text())["aggregate"]["mnist"]
-    assert set(agg) == set(COMPARATIVE_STUDY_RULES)
-    assert agg["ep-centered"]["mean"] > 60 and agg["bptt"]["mean"] > 60  # chance is 10
+    assert set(agg) == set(LABELS)
+    assert agg["ep-centered"]["mean"] > 60 and agg["tbptt"]["mean"] > 60  # chance is 10
     assert (out / "results.png").stat().st_size > 5000
+    saved = json.loads((out / "mnist" / "tbptt" / "seed0" / "summary.json").read_text())
+    assert saved["rule"] == "bptt"
 
     # a second invocation trains nothing: every cell is read back from its summary
     calls = []
@@ -27,9 +38,22 @@ def test_nine_rule_grid_runs_and_resumes(tmp_path, capsys):
     # one more seed: only the new cells run
     cfg = load_compare_config(None, [*GRID, f"out={out}", "seeds=[0,1]", "rules=[ep-centered]"])
     ran = []
-    run_compare(cfg, train=lambda c: ran.append(c) or {"dataset": c.dataset, "rule": c.rule, "test_acc": 0.5,
-                                                        "train_time_s": 1.0, "epochs": c.epochs})
-    assert [(c.rule, c.seed) for c in ran] == [("ep-centered", 1)]
+    run_compare(cfg, train=lambda c: ran.append(c) or {"dataset": "mnist", "rule": c.rule["name"], "test_acc": 0.5,
+                                                        "train_time_s": 1.0, "epochs": c.run["epochs"]})
+    assert [(c.rule["name"], c.run["seed"]) for c in ran] == [("ep-centered", 1)]
+
+
+def test_a_cell_with_another_configuration_is_rerun_and_the_old_one_kept(tmp_path):
+    out = tmp_path / "grid"
+    small = [f"out={out}", "rules=[ep-centered]", "datasets=[mnist]", "model.hidden=[16]", "run.epochs=1",
+             "data.train_subset=200", "data.test_subset=100", "rule.free_steps=5", "rule.nudge_steps=2"]
+    run_compare(load_compare_config(None, small))
+    ran = []
+    fake = lambda c: ran.append(c) or {"dataset": "mnist", "rule": "ep-centered", "test_acc": 0.5,  # noqa: E731
+                                       "train_time_s": 1.0, "epochs": 1}
+    run_compare(load_compare_config(None, [*small, "rule.beta=0.3"]), train=fake)
+    assert len(ran) == 1  # the beta changed: the cell runs again...
+    assert list((out / "mnist" / "ep-centered").glob("seed0.old-*"))  # ...and the old run is moved aside
 
 
 def test_grid_config_errors(tmp_path, capsys):
@@ -39,3 +63,5 @@ def test_grid_config_errors(tmp_path, capsys):
     assert "unknown compare key(s) rulez" in capsys.readouterr().err
     assert main(["compare", "rules=[ep-sideways]", f"out={tmp_path}"]) == 2
     assert "valid rules" in capsys.readouterr().err
+    assert main(["compare", "rules=[rbp]", "rule.beta=0.1", f"out={tmp_path}"]) == 2
+    assert "taken by no rule of the grid" in capsys.readouterr().err

@@ -179,12 +179,15 @@ def test_vector_field_model_has_no_energy(batch):
 
 
 def test_builder_and_trainer_keys():
-    from eqprop.config import TrainConfig
-    from eqprop.training.builders import build_model
+    from eqprop.config import load_config
+    from eqprop.models import build_model
+    from eqprop.models.homeostasis import AsymmetryLog, Homeostasis
 
-    cfg = TrainConfig(model="vector-field-mlp", hidden=[16], asymmetry=30.0, activation="sigmoid", homeostasis=0.1)
-    m = build_model(cfg, (1, 4, 4), 3)
+    cfg = load_config(None, ["model.name=vector-field-mlp", "model.hidden=[16]", "model.asymmetry=30.0",
+                             "model.activation=sigmoid", "model.homeostasis=0.1"])
+    m = build_model("vector-field-mlp", (1, 4, 4), 3, **cfg.settings("model"))
     assert isinstance(m, VectorFieldMLP) and m.asymmetry_angles() == pytest.approx([30.0], abs=1e-4)
+    assert [type(c) for c in m.callbacks()] == [AsymmetryLog, Homeostasis]  # the model owns its extras
     assert copy.deepcopy(m).jacobian_asymmetry() > 0
 
 
