@@ -36,8 +36,9 @@ def _absolute(entry: str | os.PathLike) -> Path:
 
 def _check_explicit(path: Path, origin: str) -> None:
     if not path.exists():
-        raise DataRootError(f"data root {path} ({origin}) does not exist; create it, fix the path, or "
-                            f"unset {ENV} to use ./data and {user_data_dir()}")
+        fix = (f"fix the path (or create the folder), or unset {ENV} to search ./data and {user_data_dir()}"
+               if ENV in origin else "fix the path (or create the folder), or leave root unset")
+        raise DataRootError(f"data root {path} ({origin}) does not exist; {fix}")
     if not path.is_dir():
         raise DataRootError(f"data root {path} ({origin}) is not a folder; {ENV} lists folders separated by "
                             f"'{os.pathsep}'")
