@@ -185,3 +185,16 @@ def test_tarball_without_the_expected_folder(tmp_path, served, monkeypatch):
     tarball(files, monkeypatch, [_info("something-else/x", b"x")])
     with pytest.raises(DownloadError, match="holds no cifar-10-batches-py/ folder"):
         dl.download("cifar10", tmp_path / "root")
+
+
+def test_connection_cut_mid_file(tmp_path, monkeypatch):
+    import http.client
+
+    class Cut(io.BytesIO):
+        def read(self, n=-1):
+            raise http.client.IncompleteRead(b"abc", 1000)
+
+    monkeypatch.setattr(dl, "urlopen", lambda url, timeout=None: Cut())
+    with pytest.raises(DownloadError, match=r"test_32x32.mat: cannot download|train_32x32.mat: cannot download"):
+        dl.download("svhn", tmp_path)
+    assert [p.name for p in (tmp_path / "svhn").iterdir()] == []

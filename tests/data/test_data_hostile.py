@@ -369,3 +369,28 @@ def test_dataset_label_out_of_range_names_the_fix():
         Dataset("toy", "train", torch.zeros(3, 4), torch.tensor([0, 1, 2]), ["a", "b"])
     with pytest.raises(DataError, match=r"found -1..1"):
         Dataset("toy", "train", torch.zeros(3, 4), torch.tensor([0, 1, -1]), ["a", "b"])
+
+
+def test_ts_corrupt_deflate(tmp_path):
+    text = ts_text(["a", "b"], toy_rows(["a", "b"] * 50))
+    raw = bytearray(gzip.compress(text.encode()))
+    for i in range(12, 20):
+        raw[i] ^= 0xFF
+    path = tmp_path / "X_TRAIN.ts.gz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataFileError, match=r"X_TRAIN.ts.gz: (corrupt|truncated) gzip file"):
+        read_ts(path)
+
+
+def test_dataset_status_unknown_name(isolated):
+    with pytest.raises(ValueError, match=r"unknown dataset\(s\) \['imagenet'\]; valid names: acsf1"):
+        dataset_status(names=["mnist", "imagenet"])
+
+
+def test_non_finite_found_beyond_the_first_chunk():
+    from eqprop.data import Dataset
+
+    x = torch.zeros(9000, 2)
+    x[8500, 1] = float("-inf")
+    with pytest.raises(DataError, match="first at sample 8500"):
+        Dataset("big", "train", x, torch.zeros(9000, dtype=torch.int64), ["a"])

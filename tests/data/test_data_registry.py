@@ -104,12 +104,27 @@ def test_cifar10_prefers_python_batches(isolated, fake_cifar10, write_image_tar)
     root = isolated / "root"
     write_image_tar(root / "cifar10-jpeg" / "test.tar.gz", {"test/cat/0.png": np.zeros((32, 32, 3), np.uint8)})
     ds = load_dataset("cifar10", "test", root=root)  # only the jpeg copy exists
-    assert len(ds) == 1 and ds.classes == ["cat"] and ds.source.endswith("test.tar.gz")
+    assert len(ds) == 1 and ds.source.endswith("test.tar.gz")
+    assert ds.classes[ds.labels[0]] == "cat" and ds.labels.tolist() == [3]  # by name, not folder position
     truth = fake_cifar10(root / "cifar-10-batches-py")
     ds = load_dataset("cifar10", "test", root=root)
     assert ds.images.shape == (4, 3, 32, 32) and ds.classes[0] == "airplane"
     np.testing.assert_array_equal(ds.labels.numpy(), truth["test"][1])
     assert len(load_dataset("cifar10", "train", root=root)) == 20
+
+
+def test_cifar10_jpeg_labels_by_class_name(isolated, write_image_tar):
+    """A split whose tar lacks a class folder must not shift the other labels (silently wrong)."""
+    root = isolated / "root"
+    img = np.zeros((32, 32, 3), np.uint8)
+    write_image_tar(root / "cifar10-jpeg" / "train.tar.gz",
+                    {f"train/{c}/0.png": img for c in ["airplane", "bird", "truck"]})
+    ds = load_dataset("cifar10", "train", root=root)
+    assert ds.num_classes == 10 and [ds.classes[k] for k in ds.labels] == ["airplane", "bird", "truck"]
+    assert ds.labels.tolist() == [0, 2, 9]
+    write_image_tar(root / "cifar10-jpeg" / "test.tar.gz", {"test/cat/0.png": img, "test/zebra/0.png": img})
+    with pytest.raises(DataError, match=r"test.tar.gz: class folder\(s\) \['zebra'\] are not classes"):
+        load_dataset("cifar10", "test", root=root)
 
 
 def test_cifar100_fine_labels(isolated, fake_cifar100):

@@ -55,6 +55,17 @@ _ACCEPTED = ("uint8 images (N, C, H, W); float images (N, C, H, W); float sequen
              "(NaN after the end of shorter ones); float feature vectors (N, D)")
 
 
+def _first_non_finite(x: torch.Tensor, allow_nan: bool, chunk: int = 4096) -> int | None:
+    """Index of the first sample holding inf (or NaN unless ``allow_nan``), in chunks of samples
+    so that no full-size boolean copy is made."""
+    for start in range(0, len(x), chunk):
+        block = x[start:start + chunk]
+        bad = torch.isinf(block) if allow_nan else ~torch.isfinite(block)
+        if bool(bad.any()):
+            return start + int(bad.reshape(len(block), -1).any(1).nonzero()[0])
+    return None
+
+
 @dataclass
 class Dataset:
     """A whole split held in memory.
@@ -96,9 +107,8 @@ class Dataset:
             if x.dim() not in (2, 3, 4):
                 raise DataError(f"{where}: float inputs must be (N, D) features, (N, T, C) sequences or "
                                 f"(N, C, H, W) images, got shape {tuple(x.shape)}")
-            bad = ~torch.isfinite(x) if x.dim() != 3 else torch.isinf(x)
-            if bool(bad.any()):
-                i = int(bad.reshape(len(x), -1).any(1).nonzero()[0])
+            i = _first_non_finite(x, allow_nan=x.dim() == 3)
+            if i is not None:
                 what = "NaN or infinite values" if x.dim() != 3 else "infinite values"
                 raise DataError(f"{where}: inputs hold {what} (first at sample {i}); clean or impute them "
                                 f"(NaN is allowed only in (N, T, C) sequences, as padding)")

@@ -11,6 +11,7 @@ they replace :data:`urlopen`.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -108,7 +109,7 @@ def _fetch(url: str, md5: str, dest: Path) -> None:
         except urllib.error.HTTPError as e:
             raise DownloadError(f"{url}: the server answered HTTP {e.code} {e.reason}; the file may have moved: "
                                 f"fetch it by hand into {dest.parent}/ (see docs/data.md)") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # DNS, refused, TLS, cut off
             reason = getattr(e, "reason", e)
             raise DownloadError(f"{url}: cannot download ({reason}); no network here? Copy the file into "
                                 f"{dest.parent}/ by hand, or point EQPROP_DATA at a folder that has it") from None

@@ -113,7 +113,11 @@ def _sequential_mnist(name: str, permute: bool) -> _Entry:
 
 # -- CIFAR ----------------------------------------------------------------------------------------
 
-def _cifar(name: str, folder: str, files: dict[str, list[str]], meta: str, url: str, jpeg: str | None) -> _Entry:
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _cifar(name: str, folder: str, files: dict[str, list[str]], meta: str, url: str, jpeg: str | None,
+           canonical: list[str] | None = None) -> _Entry:
     def locate(split: str, roots: list[Path]) -> list[Path]:
         looked: list[Path] = []
         for r in roots:
@@ -135,9 +139,23 @@ def _cifar(name: str, folder: str, files: dict[str, list[str]], meta: str, url: 
 
     def read(split: str, found: list[Path], roots: list[Path]) -> Dataset:
         (path,) = found
-        x, y, classes = read_cifar_batches(path, split) if path.is_dir() else read_image_folder_tar(path)
+        if path.is_dir():
+            x, y, classes = read_cifar_batches(path, split)
+        else:
+            x, y, classes = read_image_folder_tar(path)
+            if canonical is not None:  # labels by class name, so a split missing a folder is not shifted
+                y, classes = _by_name(y, classes, canonical, path), list(canonical)
         return Dataset(name, split, torch.from_numpy(x), torch.from_numpy(y), classes, str(path))
     return _Entry(locate, read)
+
+
+def _by_name(labels: np.ndarray, folders: list[str], canonical: list[str], path: Path) -> np.ndarray:
+    """Renumber image-folder labels (indices into the sorted folder names) as indices into ``canonical``."""
+    unknown = [f for f in folders if f not in canonical]
+    if unknown:
+        raise DataFileError(f"{path}: class folder(s) {unknown} are not classes of this dataset "
+                            f"({', '.join(canonical)}); the archive is from another dataset?")
+    return np.array([canonical.index(f) for f in folders], dtype=np.int64)[labels]
 
 
 # -- UEA/UCR time series --------------------------------------------------------------------------
@@ -209,7 +227,8 @@ _LOADERS: dict[str, _Entry] = {
     "japanesevowels": _uea("japanesevowels", "JapaneseVowels_eq"),
     "psmnist": _sequential_mnist("psmnist", permute=True),
     "smnist": _sequential_mnist("smnist", permute=False),
-    "cifar10": _cifar("cifar10", "cifar-10-batches-py", CIFAR10_FILES, "batches.meta", CIFAR10_URL, "cifar10-jpeg"),
+    "cifar10": _cifar("cifar10", "cifar-10-batches-py", CIFAR10_FILES, "batches.meta", CIFAR10_URL, "cifar10-jpeg",
+                      CIFAR10_CLASSES),
     "svhn": _Entry(_svhn_locate, _svhn_read),
     "cifar100": _cifar("cifar100", "cifar-100-python", CIFAR100_FILES, "meta", CIFAR100_URL, None),
     "fashion-mnist": _Entry(_fashion_locate, _idx_read("fashion-mnist", FASHION_MNIST_CLASSES)),
@@ -295,6 +314,9 @@ def dataset_status(root: str | os.PathLike | None = None, names: list[str] | Non
     then go unnoticed). A ``root`` or ``$EQPROP_DATA`` entry that does not exist raises
     DataRootError once, before any row, since every row would say the same.
     """
+    unknown = [n for n in names or [] if n not in _LOADERS]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; valid names: {', '.join(available_datasets())}")
     roots = data_root(root)
     rows: list[DatasetStatus] = []
     for name in names or available_datasets():
