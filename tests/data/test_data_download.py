@@ -13,7 +13,6 @@ import pytest
 
 from eqprop.data import DatasetNotFoundError, DataFileError, DownloadError, UnsafeArchiveError, load_dataset
 from eqprop.data import download as dl
-from eqprop.data import registry
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import os
 import posixpath
 import tarfile
 import zlib
-from pathlib import Path
 
 from .dataset import DataFileError, UnsafeArchiveError
 from .files import REFETCH
@@ -32,24 +31,24 @@ def check_member(member: tarfile.TarInfo, archive: str | os.PathLike) -> None:
     name = member.name
     unsafe = None
     if not name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\x00" in name:
-        unsafe = "an absolute path"
+        unsafe = "is an absolute path"
     elif ".." in name.replace("\\", "/").split("/"):
-        unsafe = "a '..' component"
+        unsafe = "has a '..' component"
     elif member.issym():
         target = member.linkname
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-            unsafe = f"a symbolic link to {target!r}, outside the archive's folder"
+            unsafe = f"is a symbolic link to {target!r}, outside the archive's folder"
     elif member.islnk():
         target = posixpath.normpath(member.linkname)
         if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
-            unsafe = f"a hard link to {member.linkname!r}, outside the archive's folder"
+            unsafe = f"is a hard link to {member.linkname!r}, outside the archive's folder"
     elif not (member.isfile() or member.isdir()):
-        kind = ("a character device" if member.ischr() else "a block device" if member.isblk()
-                else "a FIFO" if member.isfifo() else f"a special member (type {member.type!r})")
+        kind = ("is a character device" if member.ischr() else "is a block device" if member.isblk()
+                else "is a FIFO" if member.isfifo() else f"is a special member (type {member.type!r})")
         unsafe = kind
     if unsafe:
-        raise UnsafeArchiveError(f"{archive}: refusing to extract member {name!r}: it is {unsafe}; "
+        raise UnsafeArchiveError(f"{archive}: refusing to extract member {name!r}: it {unsafe}; "
                                  f"nothing was extracted. Use an archive from the dataset's official source")
 
 

@@ -91,7 +91,10 @@ def _rgb(blob: bytes, path: Path, member: str) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(blob)) as image:
                 return np.asarray(image.convert("RGB"))
-    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ValueError, ...
+    except Image.UnidentifiedImageError:
+        raise DataFileError(f"{path}: member {member} is not a readable image (not a JPEG/PNG that PIL can "
+                            f"identify: garbage or another format); remove it from the archive or {REFETCH}") from None
+    except Exception as e:  # PIL raises OSError (truncated), SyntaxError, ValueError, DecompressionBomb...
         raise DataFileError(f"{path}: member {member} is not a readable image ({type(e).__name__}: {e}); "
                             f"remove it from the archive or {REFETCH}") from None
 
