@@ -17,7 +17,8 @@ from eqprop.models import HopfieldMLP
 #     pytestmark = pytest.mark.requires_data("basicmotions")   # a whole module
 #
 # and is skipped, with a one-line reason naming the missing files, when no data root has them
-# (both splits). With CI set in the environment a missing dataset fails the test instead.
+# (both splits). With CI set in the environment a missing dataset fails the test instead, and so
+# does an EQPROP_DATA entry that does not exist (a misconfiguration, never a reason to skip).
 
 
 def pytest_configure(config):
@@ -35,8 +36,8 @@ def _missing_data(name: str, env: str | None, cwd: str) -> str | None:
     try:
         for split in ("train", "test"):
             locate_dataset(name, split)
-    except DataRootError as e:
-        return f"needs real dataset {name!r}: {e}".split(";")[0]
+    except DataRootError as e:  # a data root that was named but does not exist: say so, never skip
+        return f"!{e}"
     except DatasetNotFoundError as e:
         return f"needs real dataset {name!r}: {e.wanted or e} not found ({where}; CI sets EQPROP_DATA=../shared/data)"
     return None
@@ -47,6 +48,8 @@ def pytest_runtest_setup(item):
     for mark in item.iter_markers("requires_data"):
         for name in mark.args:
             reason = _missing_data(name, os.environ.get("EQPROP_DATA"), os.getcwd())
+            if reason is not None and reason.startswith("!"):
+                pytest.fail(f"needs real dataset {name!r}, but {reason[1:]}", pytrace=False)
             if reason is not None:
                 if os.environ.get("CI"):
                     pytest.fail(f"CI must provide the data: {reason}", pytrace=False)

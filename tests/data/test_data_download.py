@@ -19,6 +19,7 @@ from eqprop.data import download as dl
 def served(monkeypatch):
     """Serve {url: bytes} through download.urlopen; returns (files, list of requested urls)."""
     files, requested = {}, []
+    monkeypatch.delenv("EQPROP_DATA", raising=False)  # only the roots the tests name are searched
 
     def fake_urlopen(url, timeout=None):
         requested.append(url)

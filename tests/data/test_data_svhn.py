@@ -25,7 +25,8 @@ def test_reader_layout_and_label_ten_is_zero(tmp_path):
     assert set(labels.tolist()) <= set(range(10))
 
 
-def test_registry_finds_svhn_and_errors_name_the_files(tmp_path):
+def test_registry_finds_svhn_and_errors_name_the_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("EQPROP_DATA", raising=False)
     (tmp_path / "svhn").mkdir()
     write_svhn(tmp_path / "svhn" / "train_32x32.mat", 5, 1)
     write_svhn(tmp_path / "svhn" / "test_32x32.mat", 3, 2)
