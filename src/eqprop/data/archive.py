@@ -1,8 +1,8 @@
 """Safe extraction of (possibly untrusted) tar archives.
 
-Every member is checked before anything is written: absolute names, ``..`` components, links
-whose target lies outside the destination, hard links to anything but an earlier regular file,
-and device, FIFO or other special members make the whole archive refused with an
+Every member is checked before anything is written: absolute names, ``..`` components, symbolic
+or hard links whose target lies outside the destination, and device, FIFO or other special
+members make the whole archive refused with an
 :class:`~eqprop.data.UnsafeArchiveError`. Extraction then uses tarfile's ``filter="data"`` where
 this Python has it (3.11.4+, 3.12+); where it does not, each member is re-checked against the
 real file system just before it is written (so a member cannot go through a symlink extracted
