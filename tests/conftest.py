@@ -1,38 +1,59 @@
 import functools
+import os
 
 import pytest
 import torch
 
 from eqprop.models import HopfieldMLP
 
-# Real datasets are read from $EQPROP_DATA (CI: ../shared/data, set by .ci/run) or the default
-# roots; Fashion-MNIST also from Debian's dataset-fashion-mnist, which the setup installs.
-# Tests that need a dataset carry ``@pytest.mark.data("mnist", ...)`` and skip, naming the files,
-# where it is not found. Tests never download.
-
-
-@functools.lru_cache(maxsize=None)
-def dataset_missing(name: str) -> str | None:
-    """None if ``name``'s test split loads, else the first line of the reason."""
-    from eqprop.data import DatasetNotFoundError, load_dataset
-
-    try:
-        load_dataset(name, split="test")
-    except DatasetNotFoundError as e:
-        return str(e).splitlines()[0]
-    return None
+# -- real datasets --------------------------------------------------------------------------------
+# Tests read real datasets only through the library's own search path: $EQPROP_DATA if set, else
+# ./data and the per-user folder (and Debian's /usr/share/datasets/fashion-mnist). Nothing here
+# names a particular folder: CI (`scripts/test.sh`, `.ci/run`) sets EQPROP_DATA=../shared/data.
+#
+# A test that needs a real dataset says so with the marker, by eqprop.data registry name:
+#
+#     @pytest.mark.requires_data("mnist")                    # one test
+#     pytestmark = pytest.mark.requires_data("basicmotions")   # a whole module
+#
+# and is skipped, with a one-line reason naming the missing files, when no data root has them
+# (both splits). With CI set in the environment a missing dataset fails the test instead, and so
+# does an EQPROP_DATA entry that does not exist (a misconfiguration, never a reason to skip).
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "data(*names): needs these real datasets; skips naming the files when absent")
+    config.addinivalue_line(
+        "markers", "requires_data(*names): needs these real datasets (eqprop.data names such as 'mnist', "
+                   "'cifar10', 'basicmotions'); skipped, naming the missing files, when no data root has them")
 
 
+@functools.lru_cache(maxsize=None)
+def _missing_data(name: str, env: str | None, cwd: str) -> str | None:
+    """None if ``name`` (both splits) is found, else the one-line skip reason."""
+    from eqprop.data import DataRootError, DatasetNotFoundError, locate_dataset
+
+    where = f"EQPROP_DATA={env}" if env else "EQPROP_DATA unset"
+    try:
+        for split in ("train", "test"):
+            locate_dataset(name, split)
+    except DataRootError as e:  # a data root that was named but does not exist: say so, never skip
+        return f"!{e}"
+    except DatasetNotFoundError as e:
+        return f"needs real dataset {name!r}: {e.wanted or e} not found ({where}; CI sets EQPROP_DATA=../shared/data)"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    for mark in item.iter_markers(name="data"):
+    for mark in item.iter_markers("requires_data"):
         for name in mark.args:
-            reason = dataset_missing(name)
-            if reason:
-                pytest.skip(f"needs dataset {name!r} (set EQPROP_DATA): {reason}")
+            reason = _missing_data(name, os.environ.get("EQPROP_DATA"), os.getcwd())
+            if reason is not None and reason.startswith("!"):
+                pytest.fail(f"needs real dataset {name!r}, but {reason[1:]}", pytrace=False)
+            if reason is not None:
+                if os.environ.get("CI"):
+                    pytest.fail(f"CI must provide the data: {reason}", pytrace=False)
+                pytest.skip(reason)
 
 
 @pytest.fixture

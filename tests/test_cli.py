@@ -7,7 +7,7 @@ from eqprop.cli import main
 from eqprop.rules import rule_names
 
 SMALL = ["data.name=mnist", "model.hidden=[16]", "rule.beta=0.01"]
-pytestmark = pytest.mark.data("mnist")
+pytestmark = pytest.mark.requires_data("mnist")
 
 
 def test_gradcheck_prints_all_ten_rules(capsys):

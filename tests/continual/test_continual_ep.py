@@ -69,7 +69,7 @@ def test_rates_per_coupling_and_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.data("mnist")
+@pytest.mark.requires_data("mnist")
 def test_cep_trains_mnist_subset(tmp_path):
     from eqprop.config import load_config
     from eqprop.training import train

@@ -1,10 +1,10 @@
-"""Shared fixtures for the data-layer tests: the shared offline data root and tiny-file writers."""
+"""Fixtures for the data-layer tests: tiny-file writers, and the real CIFAR-10 splits (for tests
+marked ``requires_data("cifar10")``; see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import gzip
 import io
-import os
 import pickle
 import struct
 import tarfile
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eqprop.data import DatasetNotFoundError, load_dataset
+from eqprop.data import load_dataset
 
 _IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
               np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
@@ -132,33 +132,12 @@ def write_image_tar_fixture():
 
 
 @pytest.fixture(scope="session")
-def shared_root() -> Path:
-    """The offline data root (first entry of $EQPROP_DATA, else ../shared/data next to the repo)."""
-    env = os.environ.get("EQPROP_DATA", "").split(os.pathsep)[0]
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _load_real(name: str, split: str, root: Path):
-    """load_dataset on real files; skip if absent, except under CI (where they must be there)."""
-    try:
-        return load_dataset(name, split, root=root)
-    except DatasetNotFoundError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide {name}: {e}")
-        pytest.skip(f"{name} not available offline here: {e}")
-
-
-@pytest.fixture(name="load_real", scope="session")
-def load_real_fixture():
-    return _load_real
+def cifar10_train():
+    """CIFAR-10 train split, decoded once per session (cached under $EQPROP_CACHE or ~/.cache/eqprop).
+    Use it only in tests marked ``requires_data("cifar10")``."""
+    return load_dataset("cifar10", "train")
 
 
 @pytest.fixture(scope="session")
-def cifar10_train(shared_root):
-    """CIFAR-10 train split, decoded once per session (cached under $EQPROP_CACHE or ~/.cache/eqprop)."""
-    return _load_real("cifar10", "train", shared_root)
-
-
-@pytest.fixture(scope="session")
-def cifar10_test(shared_root):
-    return _load_real("cifar10", "test", shared_root)
+def cifar10_test():
+    return load_dataset("cifar10", "test")

@@ -1,9 +1,9 @@
 import fractions
-import pickle
 
 import numpy as np
 import pytest
 
+from eqprop.data import DataFileError
 from eqprop.data.cifar import read_cifar_batches
 
 def test_cifar10_round_trip(tmp_path, fake_cifar10, write_pickle):
@@ -66,5 +66,35 @@ def test_errors(tmp_path, fake_cifar10):
 def test_refuses_arbitrary_pickled_objects(tmp_path, fake_cifar10, write_pickle):
     fake_cifar10(tmp_path)
     write_pickle(tmp_path / "test_batch", {b"data": fractions.Fraction(1, 3), b"labels": []})
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+    with pytest.raises(DataFileError, match="test_batch: refusing to load fractions.Fraction"):
         read_cifar_batches(tmp_path, "test")
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda raw: raw[: len(raw) // 2], "truncated CIFAR batch"),
+    (lambda raw: b"garbage" * 10, "CIFAR batch, cannot be unpickled"),
+    (lambda raw: b"", "truncated CIFAR batch"),
+])
+def test_damaged_batch_names_the_file(tmp_path, fake_cifar10, damage, needle):
+    fake_cifar10(tmp_path)
+    path = tmp_path / "data_batch_3"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataFileError, match=needle) as info:
+        read_cifar_batches(tmp_path, "train")
+    assert "data_batch_3" in str(info.value) and "download it again" in str(info.value)
+
+
+def test_batch_with_wrong_content(tmp_path, fake_cifar10, write_pickle):
+    fake_cifar10(tmp_path)
+    write_pickle(tmp_path / "test_batch", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
+    with pytest.raises(DataFileError, match=r"test_batch: malformed CIFAR batch .*uint8 \(N, 3072\)"):
+        read_cifar_batches(tmp_path, "test")
+    write_pickle(tmp_path / "test_batch", {b"data": np.zeros((2, 3072), np.uint8)})
+    with pytest.raises(DataFileError, match="no 'labels' entry"):
+        read_cifar_batches(tmp_path, "test")
+    write_pickle(tmp_path / "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]})
+    with pytest.raises(DataFileError, match="1 labels for 2 images"):
+        read_cifar_batches(tmp_path, "test")
+    (tmp_path / "data_batch_2").unlink()
+    with pytest.raises(DataFileError, match="data_batch_2 is missing"):
+        read_cifar_batches(tmp_path, "train")

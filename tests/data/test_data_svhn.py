@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from eqprop.data import load_dataset
+from eqprop.data import DataFileError, load_dataset
 from eqprop.data.svhn import read_svhn_mat
 
 
@@ -25,17 +25,25 @@ def test_reader_layout_and_label_ten_is_zero(tmp_path):
     assert set(labels.tolist()) <= set(range(10))
 
 
-def test_registry_finds_svhn_and_errors_name_the_files(tmp_path):
+def test_registry_finds_svhn_and_errors_name_the_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("EQPROP_DATA", raising=False)
     (tmp_path / "svhn").mkdir()
     write_svhn(tmp_path / "svhn" / "train_32x32.mat", 5, 1)
     write_svhn(tmp_path / "svhn" / "test_32x32.mat", 3, 2)
     ds = load_dataset("svhn", "test", root=tmp_path)
     assert len(ds) == 3 and ds.input_shape == (3, 32, 32) and ds.num_classes == 10
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="test_32x32.mat"):
-        load_dataset("svhn", "test", root=tmp_path / "nowhere")
+        load_dataset("svhn", "test", root=tmp_path / "empty")
 
 
 def test_bad_file_is_named(tmp_path):
     savemat(tmp_path / "x.mat", {"images": np.zeros((2, 2))})
-    with pytest.raises(ValueError, match="not an SVHN .mat file"):
+    with pytest.raises(DataFileError, match="x.mat: not an SVHN .mat file"):
         read_svhn_mat(tmp_path / "x.mat")
+    (tmp_path / "y.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    with pytest.raises(DataFileError, match=r"y.mat: not a readable MATLAB .mat file"):
+        read_svhn_mat(tmp_path / "y.mat")
+    savemat(tmp_path / "z.mat", {"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.ones((5, 1), np.uint8)})
+    with pytest.raises(DataFileError, match=r"z.mat: X has shape \(32, 32, 3, 4\), expected \(32, 32, 3, 5\)"):
+        read_svhn_mat(tmp_path / "z.mat")

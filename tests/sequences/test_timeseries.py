@@ -66,7 +66,7 @@ def test_pad_sequences_checks_channels():
         pad_sequences([torch.ones(3, 2), torch.ones(3, 3)])
 
 
-@pytest.mark.data("basicmotions", "japanesevowels", "acsf1")
+@pytest.mark.requires_data("basicmotions", "japanesevowels", "acsf1")
 @pytest.mark.parametrize("name,train,test,steps,channels,classes", [
     ("basicmotions", 40, 40, 100, 6, 4),
     ("japanesevowels", 270, 370, 25, 12, 9),
@@ -84,7 +84,7 @@ def test_shared_uea_sets_known_counts(name, train, test, steps, channels, classe
     assert torch.bincount(tr.labels, minlength=classes).min() > 0
 
 
-@pytest.mark.data("basicmotions")
+@pytest.mark.requires_data("basicmotions")
 def test_basicmotions_raw_file_and_classes():
     from eqprop.data.paths import data_root
 
@@ -95,7 +95,7 @@ def test_basicmotions_raw_file_and_classes():
     assert torch.bincount(ts.labels).tolist() == [10, 10, 10, 10] and ts.lengths.unique().tolist() == [100]
 
 
-@pytest.mark.data("mnist")
+@pytest.mark.requires_data("mnist")
 def test_sequential_mnist_and_permutation():
     images = torch.arange(2 * 784, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(2, 1, 28, 28)
     seq = sequential_mnist(images)

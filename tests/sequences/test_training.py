@@ -9,7 +9,7 @@ from eqprop.training import Trainer
 
 
 @pytest.mark.slow
-@pytest.mark.data("basicmotions")
+@pytest.mark.requires_data("basicmotions")
 @pytest.mark.parametrize("rule", ["rhel", "bptt"])
 def test_hssm_learns_basicmotions(tmp_path, rule):
     cfg = load_config("configs/basicmotions_hssm_rhel.yaml", [
@@ -19,7 +19,7 @@ def test_hssm_learns_basicmotions(tmp_path, rule):
     assert summary["test_acc"] >= 0.7  # chance is 0.25
 
 
-@pytest.mark.data("japanesevowels")
+@pytest.mark.requires_data("japanesevowels")
 def test_gradcheck_cli_on_sequence_model(capsys):
     code = main(["gradcheck", "configs/japanesevowels_hssm_rhel.yaml", "model.d_model=8", "--batch", "6", "--json"])
     assert code == 0
@@ -30,7 +30,7 @@ def test_gradcheck_cli_on_sequence_model(capsys):
     assert all(abs(r["norm_ratio"] - 1) < 1e-6 for r in rows.values())
 
 
-@pytest.mark.data("basicmotions")
+@pytest.mark.requires_data("basicmotions")
 def test_cli_errors_for_wrong_model_data_pairing(capsys):
     assert main(["gradcheck", "data.name=basicmotions", "model.name=hopfield-mlp", "--rules", "rhel", "--batch", "2"]) == 2
     assert "Hamiltonian state-space" in capsys.readouterr().err

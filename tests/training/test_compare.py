@@ -6,7 +6,7 @@ import pytest
 from eqprop.cli import main
 from eqprop.training.compare import load_compare_config, run_compare
 
-pytestmark = pytest.mark.data("mnist")
+pytestmark = pytest.mark.requires_data("mnist")
 
 RULES = "rules=[cl,ep-positive,ep-negative,ep-centered,cpl-positive,cpl-negative,cpl-centered," \
         "{name: bptt, backprop_steps: 8, label: tbptt},rbp]"

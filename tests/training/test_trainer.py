@@ -8,7 +8,7 @@ from eqprop.config import load_config
 from eqprop.registry import ConfigError
 from eqprop.training import DivergenceError, Trainer, load_checkpoint
 
-pytestmark = pytest.mark.data("mnist")
+pytestmark = pytest.mark.requires_data("mnist")
 
 SMALL = ["data.name=mnist", "model.hidden=[64]", "data.train_subset=4000", "data.test_subset=1000",
          "run.batch_size=50", "run.progress=false", "optim.lr=[0.1,0.05]", "optim.momentum=0.9",
@@ -105,7 +105,7 @@ def test_conv_hopfield_with_normalisation_and_augmentation_trains(tmp_path):
     assert t.fit()["test_acc"] >= 0.7  # chance is 0.1
 
 
-@pytest.mark.data("basicmotions")
+@pytest.mark.requires_data("basicmotions")
 def test_image_options_on_sequences_are_refused(tmp_path):
     with pytest.raises(ValueError, match="augment=true crops and flips images"):
         Trainer.from_config(load_config(None, ["data.name=basicmotions", "model.name=hssm", "rule.name=rhel",

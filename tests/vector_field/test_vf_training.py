@@ -8,7 +8,7 @@ from eqprop.config import load_config
 from eqprop.training import train
 
 
-@pytest.mark.data("mnist")
+@pytest.mark.requires_data("mnist")
 def test_trainer_homeostasis_lowers_the_logged_asymmetry(tmp_path):
     asym = {}
     for lam in (0.0, 0.03):
@@ -22,7 +22,7 @@ def test_trainer_homeostasis_lowers_the_logged_asymmetry(tmp_path):
     assert asym[0.03] < 0.8 * asym[0.0], asym
 
 
-@pytest.mark.data("mnist", "fashion-mnist")
+@pytest.mark.requires_data("mnist", "fashion-mnist")
 def test_gradcheck_lists_the_new_rules(capsys):
     assert main(["gradcheck", "configs/mnist_vf_homeostasis.yaml", "model.activation=sigmoid", "model.hidden=[16]",
                  "--batch", "4", "--steps", "300"]) == 0

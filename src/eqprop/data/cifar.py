@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import DataFileError
+from .files import REFETCH, read_file
+
 CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 CIFAR100_FILES = {"train": ["train"], "test": ["test"]}
 
@@ -23,18 +26,45 @@ _ALLOWED = {
 }
 
 
+class _Refused(Exception):
+    pass
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
+            raise _Refused(f"{module}.{name}")
         return super().find_class(module, name)
 
 
 def _load(path: Path) -> dict[str, object]:
-    """Unpickle one batch (Python-2 pickles: latin1/bytes keys) into a dict with str keys."""
-    with open(path, "rb") as f:
-        d = _SafeUnpickler(f, encoding="bytes").load()
+    """Unpickle one batch (Python-2 pickles: latin1/bytes keys) into a dict with str keys.
+
+    Only numpy arrays and plain containers are accepted; anything else, and any damage, raises
+    DataFileError naming the file.
+    """
+    import io
+
+    raw = read_file(path)
+    try:
+        d = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except _Refused as e:
+        raise DataFileError(f"{path}: refusing to load {e} from a CIFAR batch (only numpy arrays, numbers, "
+                            f"strings, lists and dicts are allowed): not a genuine CIFAR file; {REFETCH}") from None
+    except Exception as e:  # truncated or garbage pickles raise many types (EOFError, UnpicklingError, ...)
+        cut = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "corrupt"
+        raise DataFileError(f"{path}: {cut} CIFAR batch, cannot be unpickled ({type(e).__name__}: {e}); "
+                            f"{REFETCH}") from None
+    if not isinstance(d, dict):
+        raise DataFileError(f"{path}: not a CIFAR batch (holds a {type(d).__name__}, expected a dict); {REFETCH}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+
+
+def _get(batch: dict, key: str, path: Path):
+    if key not in batch:
+        raise DataFileError(f"{path}: not a CIFAR batch of this kind (no {key!r} entry; has "
+                            f"{', '.join(map(str, batch)) or 'nothing'}); {REFETCH}")
+    return batch[key]
 
 
 def _names(values) -> list[str]:
@@ -60,10 +90,26 @@ def read_cifar_batches(directory: str | os.PathLike, split: str, coarse: bool = 
         files, meta, label_key, names_key = CIFAR100_FILES[split], "meta", f"{kind}_labels", f"{kind}_label_names"
     else:
         raise FileNotFoundError(f"{directory}: no batches.meta (CIFAR-10) or meta (CIFAR-100) file")
+    for name in [*files, meta]:
+        if not (directory / name).is_file():
+            raise DataFileError(f"{directory}: {name} is missing (the folder needs {', '.join([*files, meta])}); "
+                                f"{REFETCH}")
     images, labels = [], []
     for name in files:
-        batch = _load(directory / name)
-        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
-    classes = _names(_load(directory / meta)[names_key])
+        path = directory / name
+        batch = _load(path)
+        data, label = _get(batch, "data", path), _get(batch, label_key, path)
+        try:
+            data = np.asarray(data)
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError(f"'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+            label = np.asarray(label).astype(np.int64, casting="same_kind")
+            if label.shape != (len(data),):
+                raise ValueError(f"{label.shape[0] if label.ndim else 'no'} labels for {len(data)} images")
+        except (ValueError, TypeError) as e:
+            raise DataFileError(f"{path}: malformed CIFAR batch ({e}); {REFETCH}") from None
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(label)
+    meta_path = directory / meta
+    classes = _names(_get(_load(meta_path), names_key, meta_path))
     return np.concatenate(images), np.concatenate(labels), classes

@@ -8,11 +8,14 @@ import os
 import tempfile
 import tarfile
 import warnings
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
+from .dataset import DataFileError
+from .files import REFETCH
 from .paths import cache_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -43,38 +46,57 @@ def read_image_folder_tar(path: str | os.PathLike, *, cache: bool = True):
 
 def _decode(path: Path):
     blobs: dict[tuple[str, str], bytes] = {}
+    names: dict[tuple[str, str], str] = {}
     prefixes: set[tuple[str, ...]] = set()
-    with tarfile.open(path, "r:*") as tar:
-        for member in tar:
-            parts = PurePosixPath(member.name).parts
-            parts = parts[1:] if parts and parts[0] == "." else parts
-            if (not member.isfile() or len(parts) < 2 or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES
-                    or any(p.startswith(".") or p == "__MACOSX" for p in parts)):
-                continue
-            prefixes.add(parts[:-2])
-            blobs[(parts[-2], parts[-1])] = tar.extractfile(member).read()
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:  # read into memory only: nothing is ever extracted to disk
+                parts = PurePosixPath(member.name).parts
+                parts = parts[1:] if parts and parts[0] == "." else parts
+                if (not member.isfile() or len(parts) < 2
+                        or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES
+                        or any(p.startswith(".") or p == "__MACOSX" for p in parts)):
+                    continue
+                prefixes.add(parts[:-2])
+                blobs[(parts[-2], parts[-1])] = tar.extractfile(member).read()
+                names[(parts[-2], parts[-1])] = member.name
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error) as e:
+        problem = "truncated" if isinstance(e, EOFError) or "unexpected end" in str(e) else "corrupt"
+        raise DataFileError(f"{path}: {problem} tar archive ({e or type(e).__name__}); {REFETCH}") from None
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot be read ({e.strerror or e}); {REFETCH}") from None
     if not blobs:
-        raise ValueError(f"{path}: no .jpg/.png files in CLASS/ folders")
+        raise DataFileError(f"{path}: no .jpg/.png files in CLASS/ folders")
     if len(prefixes) > 1:
-        raise ValueError(f"{path}: holds several trees {sorted('/'.join(p) for p in prefixes)}; expected one split")
+        raise DataFileError(f"{path}: holds several trees {sorted('/'.join(p) for p in prefixes)}; expected one split")
     classes = sorted({c for c, _ in blobs})
     keys = sorted(blobs)
-    first = _rgb(blobs[keys[0]])
+    first = _rgb(blobs[keys[0]], path, names[keys[0]])
     images = np.empty((len(keys), *first.shape), np.uint8)  # (N, H, W, 3)
     for i, key in enumerate(keys):
-        image = _rgb(blobs[key])
+        image = _rgb(blobs[key], path, names[key])
         if image.shape != first.shape:
             size, expected = image.shape[:2], first.shape[:2]
-            raise ValueError(f"{path}: {'/'.join(key)} is {size}, expected {expected} like the others")
+            raise DataFileError(f"{path}: {'/'.join(key)} is {size}, expected {expected} like the others")
         images[i] = image
     index = {c: k for k, c in enumerate(classes)}
     labels = np.array([index[c] for c, _ in keys], dtype=np.int64)
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels, classes
 
 
-def _rgb(blob: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(blob)) as image:
-        return np.asarray(image.convert("RGB"))
+def _rgb(blob: bytes, path: Path, member: str) -> np.ndarray:
+    """Decode one image; any decoder failure (garbage, truncated, too large) names the tar and the member."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(blob)) as image:
+                return np.asarray(image.convert("RGB"))
+    except Image.UnidentifiedImageError:
+        raise DataFileError(f"{path}: member {member} is not a readable image (not a JPEG/PNG that PIL can "
+                            f"identify: garbage or another format); remove it from the archive or {REFETCH}") from None
+    except Exception as e:  # PIL raises OSError (truncated), SyntaxError, ValueError, DecompressionBomb...
+        raise DataFileError(f"{path}: member {member} is not a readable image ({type(e).__name__}: {e}); "
+                            f"remove it from the archive or {REFETCH}") from None
 
 
 def _cache_file(path: Path) -> Path:

@@ -24,7 +24,6 @@ permuted sequential MNIST (``psmnist``): the same pixels in one fixed random ord
 """
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +31,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .dataset import DataFileError
+from .files import read_maybe_gz
+
 PSMNIST_SEED = 0
 _BOOL_TAGS = ("timestamps", "missing", "univariate", "equallength")
 _KNOWN_TAGS = {"problemname", "timestamps", "missing", "univariate", "dimensions", "dimension",
                "equallength", "serieslength", "classlabel", "targetlabel", "data"}
 
 
-class TsFormatError(ValueError):
+class TsFormatError(DataFileError):
     """A ``.ts`` file is malformed; the message names the file, the line and the problem."""
 
 
@@ -75,10 +77,8 @@ def pad_sequences(seqs, value: float = math.nan) -> tuple[torch.Tensor, torch.Te
 
 
 def _open_text(path: Path) -> list[str]:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return raw.decode("utf-8", errors="replace").splitlines()
+    """The lines of a plain or gzipped file; damage (truncated or corrupt gzip) is a DataFileError."""
+    return read_maybe_gz(path).decode("utf-8", errors="replace").splitlines()
 
 
 def _parse_bool(path, lineno, tag, value) -> bool:
@@ -129,6 +129,10 @@ def read_ts(path: str | Path) -> TimeSeries:
                 if len(parts) < 2:
                     raise TsFormatError(f"{path}:{lineno}: @classLabel true must list the class labels")
                 classes = parts[1:]
+                repeated = sorted({c for c in classes if classes.count(c) > 1})
+                if repeated:
+                    raise TsFormatError(f"{path}:{lineno}: @classLabel lists {', '.join(map(repr, repeated))} "
+                                        f"more than once; each class name must appear once")
         elif key == "targetlabel":
             regression = _parse_bool(path, lineno, tag, value.split()[0] if value.split() else "")
         else:
@@ -168,7 +172,11 @@ def read_ts(path: str | Path) -> TimeSeries:
         n = {len(c) for c in chans}
         if len(n) != 1:
             raise TsFormatError(f"{path}:{lineno}: the dimensions of one series have different lengths {sorted(n)}")
-        rows.append(np.asarray(chans, dtype=np.float32).T)
+        row = np.asarray(chans, dtype=np.float32).T
+        if np.isinf(row).any():
+            raise TsFormatError(f"{path}:{lineno}: an infinite value (or one too large for float32) in the series; "
+                                f"write missing values as ?")
+        rows.append(row)
     if not rows:
         raise TsFormatError(f"{path}: no series after @data")
     x, lengths = pad_sequences(rows)
@@ -180,6 +188,33 @@ def read_ts(path: str | Path) -> TimeSeries:
     if not has_label:
         y = torch.zeros(len(rows), dtype=torch.int64)
     return TimeSeries(x=x, lengths=lengths, labels=y, classes=list(classes or []), header=header)
+
+
+def align_classes(reference: TimeSeries, other: TimeSeries, reference_path="train file",
+                  other_path="test file") -> TimeSeries:
+    """``other`` with its labels renumbered to index ``reference.classes``, matching classes by name.
+
+    Two files of one problem may list their ``@classLabel`` names in different orders; label k of
+    one is then not label k of the other. Raises TsFormatError if the two lists do not hold the
+    same class names (a class present in one split and not the other).
+    """
+    ref, names = list(reference.classes), list(other.classes)
+    if not ref and not names:  # unlabelled or regression files: nothing to align
+        return other
+    only_ref, only_other = [c for c in ref if c not in names], [c for c in names if c not in ref]
+    if only_ref or only_other:
+        parts = []
+        if only_other:
+            parts.append(f"{other_path} has class(es) {only_other} that {reference_path} lacks")
+        if only_ref:
+            parts.append(f"{reference_path} has class(es) {only_ref} that {other_path} lacks")
+        raise TsFormatError(f"the two splits list different classes in @classLabel: {'; '.join(parts)}. "
+                            f"Both files of a problem must list the same class names (in any order)")
+    if names == ref:
+        return other
+    index = torch.tensor([ref.index(c) for c in names], dtype=torch.int64)
+    return TimeSeries(x=other.x, lengths=other.lengths, labels=index[other.labels], classes=ref,
+                      header=other.header)
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
