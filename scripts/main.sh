@@ -4,5 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-[ -d ../shared/data ] && export EQPROP_DATA="${EQPROP_DATA:-$(cd ../shared/data && pwd)}"
 exec .venv/bin/eqprop train configs/fashion_mnist_mlp_ep.yaml "$@"

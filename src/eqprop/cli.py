@@ -140,26 +140,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import DatasetNotFoundError, available_datasets, load_dataset
+    from .data import available_datasets, dataset_status
 
-    if args.action == "list":
-        for name in available_datasets():
-            for split in ("train", "test"):
-                try:
-                    ds = load_dataset(name, split=split, root=args.root)
-                    print(f"{name:<14} {split:<5} {len(ds):>6} samples, shape {tuple(ds.input_shape)}, {ds.num_classes} classes")
-                except DatasetNotFoundError as e:
-                    print(f"{name:<14} {split:<5} missing: {str(e).splitlines()[0]}")
-                    break
-                except (ValueError, OSError, EOFError) as e:  # one corrupt dataset does not stop the list
-                    print(f"{name:<14} {split:<5} unreadable: {str(e).splitlines()[0]}")
-                    break
+    if args.action == "list":  # one corrupt or missing dataset does not stop the others from being listed
+        for row in dataset_status(args.root):
+            print(f"{row.name:<14} {row.split:<5} {row.message}")
         return 0
     from .data.download import download
 
     if not args.name:
         raise ValueError("eqprop data download needs a dataset name: " + ", ".join(available_datasets()))
-    download(args.name, args.root or "data")
+    print(f"[eqprop] {args.name} is in {download(args.name, args.root)}")
     return 0
 
 
@@ -231,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     da = sub.add_parser("data", help="list the datasets found, or download one (needs internet)")
     da.add_argument("action", choices=["list", "download"])
     da.add_argument("name", nargs="?")
-    da.add_argument("--root", default=None, help="data root searched first (default: $EQPROP_DATA, ./data, per-user)")
+    da.add_argument("--root", default=None, help="data root (default: $EQPROP_DATA, else ./data and the per-user folder)")
     da.set_defaults(func=cmd_data)
 
     co = sub.add_parser("config", help="show a resolved config, or convert an eqprop-0.1 flat config")

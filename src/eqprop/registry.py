@@ -273,7 +273,7 @@ def register_rule(name: str, obj=None, **fixed):
 def register_dataset(name: str, obj=None, **kw):
     """Register a dataset loader ``(split, root=None, **settings)`` returning an
     ``eqprop.data.Dataset``, a ``(x, y)`` pair of tensors or a ``TensorDataset``."""
-    kw.setdefault("exclude", ("split", "root"))
+    kw.setdefault("exclude", ("split", "root", "download"))
     return DATASETS.register(name, obj, **kw)
 
 

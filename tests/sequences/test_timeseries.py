@@ -109,7 +109,8 @@ def test_sequential_mnist_and_permutation():
         sequential_mnist(torch.zeros(2, 784))
 
 
-def test_dataset_accepts_float_sequences_only_3d():
+def test_dataset_accepts_float_sequences_and_features_not_other_ranks():
     Dataset("s", "train", torch.zeros(4, 10, 2, dtype=torch.float32), torch.zeros(4, dtype=torch.int64), ["a"])
-    with pytest.raises(ValueError, match="float32 \\(N, T, C\\) sequences"):
-        Dataset("s", "train", torch.zeros(4, 10), torch.zeros(4, dtype=torch.int64), ["a"])
+    Dataset("f", "train", torch.zeros(4, 10), torch.zeros(4, dtype=torch.int64), ["a"])  # (N, D) features
+    with pytest.raises(ValueError, match="float inputs must be"):
+        Dataset("s", "train", torch.zeros(4), torch.zeros(4, dtype=torch.int64), ["a"])

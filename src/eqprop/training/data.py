@@ -15,8 +15,8 @@ from ..registry import DATASETS, ConfigError, register_dataset
 
 
 def _builtin(name: str):
-    def load(split: str, root: str | None = None):
-        return load_dataset(name, split=split, root=root)
+    def load(split: str, root: str | None = None, download: bool = False):
+        return load_dataset(name, split=split, root=root, download=download)
 
     load.__doc__ = f"The {name} dataset from the data roots (eqprop.data.load_dataset)."
     return load
@@ -80,11 +80,7 @@ def load_split(data_cfg: dict, split: str):
     entry: Entry = DATASETS.get(data_cfg["name"])
     own = {"name", "root", "train_subset", "test_subset", "normalize", "augment", "download"}
     settings = {k: v for k, v in data_cfg.items() if k not in own}
-    kw = {"split": split, "root": data_cfg.get("root")}
-    if data_cfg.get("download"):
-        from ..data.download import download
-
-        download(data_cfg["name"], data_cfg.get("root") or "data")
+    kw = {"split": split, "root": data_cfg.get("root"), "download": data_cfg.get("download", False)}
     return entry.build(settings, **kw)
 
 

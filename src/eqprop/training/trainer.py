@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..callbacks import Batch, Callback, component_callbacks
+from ..data import check_inputs
 from ..registry import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import as_tensors
@@ -147,6 +148,7 @@ class Trainer:
         if pair is None:
             return data, None
         x, y = pair
+        check_inputs(x, what=f"{split} inputs")  # warns on raw 0..255 pixel values
         if len(y) == 0:
             raise ConfigError(f"the {split} data is empty")
         return None, (x.to(device=self.device, dtype=self.dtype), y.to(self.device))
