@@ -27,10 +27,10 @@ def test_gradcheck_json(capsys):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["gradcheck", "data.name=mnist", "--rules", "ep-sideways"], "valid rules: ep, ep-positive"),
+    (["gradcheck", "data.name=mnist", "--rules", "ep-sideways"], "valid rules: cl, ep, ep-positive"),
     (["gradcheck", "data.name=imagenet"], "fashion-mnist, "),
     (["gradcheck", "data.name=mnist", "model.name=resnet"], "valid models: "),
-    (["train", "data.name=mnist", "rule.name=backprop"], "valid rules: ep"),
+    (["train", "data.name=mnist", "rule.name=backprop"], "valid rules: cl, ep"),
     (["train", "run.epochz=3"], "unknown setting(s) 'epochz' in section 'run'"),
     (["train", "configs/nope.yaml"], "not found"),
 ])

@@ -150,14 +150,15 @@ def test_rule_names_and_errors():
         "cl", "ep-positive", "ep-negative", "ep-centered", "ep-random",
         "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
     ]
-    with pytest.raises(ValueError, match="valid rules: cl, ep-positive"):
-        eqprop.rules.make_rule("ep")
+    with pytest.raises(ValueError, match="valid rules: cl, ep, ep-positive"):
+        eqprop.rules.make_rule("ep-sideways")
     with pytest.raises(ValueError, match="positive, negative, centered"):
         eqprop.rules.EP(variant="sideways")
     with pytest.raises(ValueError, match="beta must be > 0"):
         eqprop.rules.EP(beta=-0.1)
-    r = eqprop.rules.make_rule("bptt", nudge_steps=7, free_steps=30, beta=0.3)
-    assert r.backprop_steps == 7
+    r = eqprop.rules.make_rule("bptt", backprop_steps=7, nudge_steps=9, free_steps=30, beta=0.3)
+    assert r.backprop_steps == 7  # truncated BPTT is asked for by name, never implied by nudge_steps
+    assert eqprop.rules.make_rule("bptt", nudge_steps=9).backprop_steps is None  # full BPTT
 
 
 def test_misspelt_setting_is_an_error_not_a_default(tiny_batch):

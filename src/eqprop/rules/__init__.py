@@ -19,10 +19,10 @@ from ..registry import RULES, ConfigError  # noqa: E402
 
 # Config names. ``ep``/``cpl`` take ``variant``; the hyphenated names pin it.
 for _name, _cls, _fixed in [
-    ("ep", EP, {}), ("ep-positive", EP, {"variant": "positive"}), ("ep-negative", EP, {"variant": "negative"}),
+    ("cl", CL, {}), ("ep", EP, {}), ("ep-positive", EP, {"variant": "positive"}), ("ep-negative", EP, {"variant": "negative"}),
     ("ep-centered", EP, {"variant": "centered"}), ("ep-random", EP, {"variant": "random"}),
     ("cpl", CpL, {}), ("cpl-positive", CpL, {"variant": "positive"}), ("cpl-negative", CpL, {"variant": "negative"}),
-    ("cpl-centered", CpL, {"variant": "centered"}), ("cl", CL, {}), ("bptt", BPTT, {}), ("rbp", RBP, {}),
+    ("cpl-centered", CpL, {"variant": "centered"}), ("bptt", BPTT, {}), ("rbp", RBP, {}),
     ("rhel", RHEL, {}), ("hep", HolomorphicEP, {}), ("cep", ContinualEP, {}), ("ffebm", FFEBMEP, {}),
     ("ffebm-implicit", FFEBMImplicit, {}),
 ]:
@@ -50,6 +50,9 @@ def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
     except ConfigError as e:
         raise ValueError(str(e)) from None
     settings = {k: v for k, v in settings.items() if v is not None}
+    for key, source in getattr(entry.obj, "setting_aliases", {}).items():  # e.g. hep: radius <- beta
+        if key not in settings and source in settings:
+            settings[key] = settings[source]
     valid = entry.settings()
     if not strict:
         known = {k for n in RULES.names() for k in RULES.get(n).settings()}
