@@ -9,11 +9,11 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p runs
 [ -s runs/dchn_speed.jsonl ] || $PY benchmarks/dchn_speed.py --device cuda | tee runs/dchn_speed.jsonl
-run() { $PY -m eqprop.cli train "$@" device=cuda; }
+run() { $PY -m eqprop.cli train "$@" run.device=cuda; }
 run configs/fashion_mnist_dchn_ep.yaml                                   # bf16 relaxations
-run configs/fashion_mnist_dchn_ep.yaml relax_dtype=null out=runs/fashion_mnist_dchn_ep_fp32
+run configs/fashion_mnist_dchn_ep.yaml rule.relax_dtype=null run.out=runs/fashion_mnist_dchn_ep_fp32
 run configs/mnist_dchn_ep.yaml
 run configs/cifar10_dchn_ep.yaml
 run configs/cifar10_dchn_bptt.yaml
-$PY -m eqprop.cli compare configs/compare_fashion_mnist.yaml device=cuda
+$PY -m eqprop.cli compare configs/compare_fashion_mnist.yaml run.device=cuda
 echo "all done"

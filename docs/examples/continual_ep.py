@@ -1,6 +1,6 @@
 """C-EP's GDU check: per-step updates with moving weights against per-step BPTT gradients.
 
-    python docs/examples/continual_ep.py [OUT_DIR]     (default docs/; ~20 s)
+    python docs/examples/continual_ep.py [OUT_DIR]     (default: the current directory; ~20 s)
 
 Writes continual_ep_gdu.png (per-step updates and cosines at a small in-phase rate),
 continual_ep_gdu_lr.png (worst per-step cosine against the in-phase rate) and
@@ -15,7 +15,7 @@ import torch
 from eqprop.diagnostics.continual import cep_gdu_check
 from eqprop.models import HopfieldMLP
 
-out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 torch.manual_seed(0)
 model = HopfieldMLP([12, 10, 8, 4], gains=[1.2] * 3).double()  # hard sigmoid, sync: prototypical
 g = torch.Generator().manual_seed(1)

@@ -1,6 +1,6 @@
 """Holomorphic EP on a small float64 Hopfield network: error against RBP versus N and r.
 
-    python docs/examples/holomorphic_ep.py [OUT_DIR]     (default docs/; ~30 s on 2 CPU cores)
+    python docs/examples/holomorphic_ep.py [OUT_DIR]     (default: the current directory; ~30 s on 2 CPU cores)
 
 Writes holomorphic_ep_error.png and holomorphic_ep_error.json.
 """
@@ -14,7 +14,7 @@ import eqprop
 from eqprop.models import HopfieldMLP
 from eqprop.rules import HolomorphicEP
 
-out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 torch.manual_seed(0)
 model = HopfieldMLP([12, 10, 8, 4], activation="sigmoid", gains=[2.0] * 3).double()  # sigmoid: holomorphic
 g = torch.Generator().manual_seed(1)

@@ -1,6 +1,6 @@
 """Bias decomposition of generalized EP on a VectorFieldMLP as the feedback asymmetry grows.
 
-    python docs/examples/vector_field_bias.py [OUT_DIR]     (default docs/; ~20 s)
+    python docs/examples/vector_field_bias.py [OUT_DIR]     (default: the current directory; ~20 s)
 
 For each angle between feedback and transposed forward weights, the bias of centered EP
 (beta = 0.2) against the exact gradient (RBP) is split into its finite-nudge part and its
@@ -15,7 +15,7 @@ import torch
 from eqprop.diagnostics.bias import bias_decomposition
 from eqprop.models import VectorFieldMLP
 
-out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 g = torch.Generator().manual_seed(1)
 x = torch.rand(6, 12, generator=g, dtype=torch.float64)
 y = torch.randint(0, 4, (6,), generator=g)
