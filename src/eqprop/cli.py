@@ -253,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eqprop: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not a bad input: say so briefly; EQPROP_DEBUG=1 shows the traceback
+        if os.environ.get("EQPROP_DEBUG"):
+            raise
+        print(f"eqprop: internal error: {type(e).__name__}: {e} (rerun with EQPROP_DEBUG=1 for the traceback, "
+              f"and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -90,6 +90,9 @@ def load_data(data_cfg: dict):
     raw = {s: load_split(data_cfg, s) for s in ("train", "test")}
     classes = raw["train"].num_classes if isinstance(raw["train"], Dataset) else None
     out = {}
+    for key in ("train_subset", "test_subset"):
+        if data_cfg.get(key) is not None and data_cfg[key] < 1:
+            raise ConfigError(f"data.{key} must be >= 1 (or null for the whole split), got {data_cfg[key]}")
     for split, key in (("train", "train_subset"), ("test", "test_subset")):
         n = data_cfg.get(key)
         if isinstance(raw[split], Dataset):

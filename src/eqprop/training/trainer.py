@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, fields
@@ -66,6 +67,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run.out {str(out)!r} is a file, not a folder; choose another run.out")
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise ConfigError(f"run.out {str(out)!r} is not writable (no write permission on {str(parent)!r}); "
+                          f"choose another run.out")
 
 
 def check_run(run: RunConfig) -> None:
@@ -132,12 +142,16 @@ class Trainer:
         else:
             self.schedule = schedule
         self.out = Path(run.out.format(data="data", model=type(model).__name__, rule=self.rule_name, seed=run.seed))
+        check_out(self.out)
         self.callbacks: list[Callback] = [*callbacks, *component_callbacks(model, rule),
                                           *make_loggers(run.loggers, run.log_every)]
         self.epoch = 0  # epochs completed
         self.global_step = 0
         self.history: list[dict] = []
+        self.config_changes: list[dict] = []
         self.generator = torch.Generator()
+        y = self.train[1] if self.train is not None else None
+        self.num_classes = int(y.max()) + 1 if y is not None and y.dim() == 1 and len(y) else None
 
     @property
     def rule_name(self) -> str:
@@ -197,8 +211,44 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
+            "config_changes": self.config_changes,
             "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
         }
+
+    def _apply_changes(self, old: dict) -> None:
+        """Resuming with other rule/optim/run settings: record each change with the epoch it took
+        effect (``config_changes`` in the checkpoint and ``config_history.jsonl``), and make the
+        optimizer use the new learning rates (the checkpoint's optimizer state keeps the old ones)."""
+        new = self.config or {}
+        changes = {}
+        for section in ("rule", "optim", "run"):
+            for k in sorted(set(old.get(section, {})) | set(new.get(section, {}))):
+                a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
+                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume")):
+                    changes[f"{section}.{k}"] = [a, b]
+        if not changes:
+            return
+        entry = {"epoch": self.epoch, "changes": changes}
+        self.config_changes.append(entry)
+        print(f"[eqprop] resuming after epoch {self.epoch} with changed settings (recorded in config_history.jsonl): "
+              + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
+        if "optim.lr" in changes:
+            from .optimizers import param_groups
+
+            rates = [g["lr"] for g in param_groups(self.model, new["optim"]["lr"])]
+            factor = 1.0
+            if self.schedule is not None and hasattr(self.schedule, "lr_lambdas"):
+                factor = self.schedule.lr_lambdas[0](self.schedule.last_epoch)
+                self.schedule.base_lrs = list(rates)
+            for g, r in zip(self.optimizer.param_groups, rates):
+                g["initial_lr"] = r
+                g["lr"] = r * factor
+        for k, (_, b) in changes.items():
+            section, key = k.split(".", 1)
+            if section == "optim" and key not in ("lr", "name", "schedule"):
+                for g in self.optimizer.param_groups:
+                    if key in g:
+                        g[key] = b
 
     def load_state_dict(self, ckpt: dict) -> None:
         mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
@@ -223,6 +273,9 @@ class Trainer:
         self.epoch = ckpt["epoch"]
         self.global_step = ckpt.get("global_step", 0)
         self.history = ckpt["history"]
+        self.config_changes = list(ckpt.get("config_changes", []))
+        if self.config and old:
+            self._apply_changes(old)
         saved = ckpt.get("callbacks", {})
         for cb in self.callbacks:
             if cb.key in saved:
@@ -249,6 +302,16 @@ class Trainer:
         biggest = max((float(p.detach().abs().max()) for p in self.model.parameters() if p.numel()), default=0.0)
         if not math.isfinite(biggest) or biggest > 1e6:
             raise self._diverged(f"epoch {self.epoch + 1}: the weights reached |w| = {biggest:.3g}")
+
+    def _check_collapse(self, acc) -> None:
+        """Accuracy falling back to chance after being well above it is a divergence too."""
+        if acc is None or not self.num_classes or self.num_classes < 2:
+            return
+        chance = 1.0 / self.num_classes
+        best = max((h["test_acc"] for h in self.history if h.get("test_acc") is not None), default=0.0)
+        if best >= min(0.5, 3 * chance) and acc <= 1.5 * chance:
+            raise self._diverged(f"epoch {self.epoch + 1}: test accuracy fell to {100 * acc:.1f}% "
+                                 f"(chance {100 * chance:.0f}%, earlier best {100 * best:.1f}%)")
 
     def batches(self):
         """Training batches of this epoch (a fixed per-epoch shuffle of the in-memory data)."""
@@ -325,9 +388,15 @@ class Trainer:
     # -- the run ---------------------------------------------------------------------------------
     def fit(self) -> dict:
         run = self.run
-        if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"run.out {str(self.out)!r} is a file, not a folder; choose another run.out")
-        self.out.mkdir(parents=True, exist_ok=True)
+        check_out(self.out)
+        if not run.resume and self.out.is_dir() and any(self.out.iterdir()):
+            aside = self.out.with_name(f"{self.out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.out.rename(aside)  # never delete a finished run's results
+            print(f"[eqprop] run.resume=false: the earlier run in {self.out} was moved to {aside}", flush=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"run.out {str(self.out)!r} cannot be created ({e.strerror}); choose a writable folder") from None
         if run.resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
             print(f"[eqprop] resuming {self.out} after epoch {self.epoch}", flush=True)
@@ -335,6 +404,10 @@ class Trainer:
             from ..config import save_config_dict
 
             save_config_dict(self.config, self.out / "config.yaml")
+            if self.config_changes:
+                from .logging import write_atomic
+
+                write_atomic(self.out / "config_history.jsonl", "".join(json.dumps(c) + "\n" for c in self.config_changes))
         for cb in self.callbacks:
             cb.on_fit_start(self)
         n_params = sum(p.numel() for p in self.model.parameters())
@@ -353,6 +426,7 @@ class Trainer:
                 "epoch": self.epoch + 1, **train, "test_loss": test["loss"], "test_acc": test["acc"],
                 "epoch_time": time.time() - t0, "lr": [g["lr"] for g in self.optimizer.param_groups],
             }
+            self._check_collapse(test["acc"])
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)
             self.epoch += 1
