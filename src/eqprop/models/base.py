@@ -53,15 +53,24 @@ class EnergyModel(nn.Module):
 
     # -- shared helpers ---------------------------------------------------------------------
     def autograd_layer_update(self, i: int, state, ctx, force=None) -> torch.Tensor:
-        """The slow reference of ``layer_update``: ``sigma(G'(s_i) - dE/ds_i + force)`` by autograd.
+        """The autograd form of ``layer_update``: ``sigma(G'(s_i) - dE/ds_i + force)``.
 
         Needs ``self.activation`` (with ``inverse = G'``) and ``ctx.x``. Tests compare it with the
-        hand-derived update; benchmarks time both.
+        hand-derived update; benchmarks time both. A model may also use it *as* its update
+        (``layer_update = EnergyModel.autograd_layer_update``): when grad mode is on (BPTT, RBP)
+        the result is differentiable in the state and the parameters (``create_graph``), so every
+        rule works on it, only slower.
         """
+        track = torch.is_grad_enabled()  # the caller's mode: relax runs under no_grad unless tracking
         with torch.enable_grad():
-            s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
-            g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
-        u = self.activation.inverse(state[i]) - g
+            if track:  # keep the graph to the other layers' states, and to s_i when it has one
+                s = list(state)
+                if not s[i].requires_grad:
+                    s[i] = s[i].detach().requires_grad_(True)
+            else:
+                s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
+            g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i], create_graph=track)[0]
+        u = self.activation.inverse(s[i] if track else state[i]) - g
         return self.activation(u if force is None else u + force)
 
     @property

@@ -92,10 +92,12 @@ class VectorFieldModel:
 
     def autograd_layer_update(self, i, state, ctx, force=None):
         """Reference update by autograd of the pseudo-energy ``-s . u(s_bar)`` in ``s_i``."""
+        track = torch.is_grad_enabled()  # differentiable in the anchor and theta under BPTT/RBP
         with torch.enable_grad():
             s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
-            psi = self.contrast_energy(ctx.x, s, anchor=[t.detach() for t in state]).sum()
-            u = -torch.autograd.grad(psi, s[i])[0]
+            anchor = list(state) if track else [t.detach() for t in state]
+            psi = self.contrast_energy(ctx.x, s, anchor=anchor).sum()
+            u = -torch.autograd.grad(psi, s[i], create_graph=track)[0]
         return self.activation(u if force is None else u + force.view_as(u))
 
     def contrast_energy(self, x, state, y=None, beta=0.0, anchor=None):
