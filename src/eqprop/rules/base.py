@@ -19,10 +19,9 @@ included: ``Rule.__init_subclass__`` wraps the two methods.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
-
-import functools
 
 import torch
 
