@@ -58,19 +58,23 @@ class EnergyModel(nn.Module):
         Needs ``self.activation`` (with ``inverse = G'``) and ``ctx.x``. Tests compare it with the
         hand-derived update; benchmarks time both. A model may also use it *as* its update
         (``layer_update = EnergyModel.autograd_layer_update``): when grad mode is on (BPTT, RBP)
-        the result is differentiable in the state and the parameters (``create_graph``), so every
-        rule works on it, only slower.
+        the result is differentiable in the state and the parameters (``torch.func.grad``), so
+        every rule works on it, only slower.
         """
-        track = torch.is_grad_enabled()  # the caller's mode: relax runs under no_grad unless tracking
-        with torch.enable_grad():
-            if track:  # keep the graph to the other layers' states, and to s_i when it has one
+        if torch.is_grad_enabled():  # BPTT/RBP: differentiable in every state and in theta
+            def energy_in_layer(s_i):
                 s = list(state)
-                if not s[i].requires_grad:
-                    s[i] = s[i].detach().requires_grad_(True)
-            else:
+                s[i] = s_i
+                return self.energy(ctx.x, s).sum()
+
+            # torch.func.grad: the partial derivative in s_i with the other layers held as they
+            # are (autograd.grad would also follow the other layers' histories back to s_i)
+            g = torch.func.grad(energy_in_layer)(state[i])
+        else:
+            with torch.enable_grad():
                 s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
-            g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i], create_graph=track)[0]
-        u = self.activation.inverse(s[i] if track else state[i]) - g
+                g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
+        u = self.activation.inverse(state[i]) - g
         return self.activation(u if force is None else u + force)
 
     @property
