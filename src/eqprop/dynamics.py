@@ -10,6 +10,10 @@ each group seeing the newest values of the others). The output layer can be
   (holomorphic EP: start from a complex state), or a (B,) tensor of per-sample nudges, which
   runs several nudged phases as one batched relaxation;
 - clamped: ``Clamp(value)`` holds it at ``value`` (contrastive and coupled learning).
+
+``iterate(step, state, steps, tol)`` is the one relax-until-tol loop of the library: ``relax``
+runs its sweeps with it, and so do the adjoint solves of RBP and ff-EBM and the linear response
+of the bias decomposition.
 """
 from __future__ import annotations
 

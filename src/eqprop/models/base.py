@@ -13,7 +13,8 @@ layer, batch first). It knows:
   that share no coupling, e.g. even then odd).
 
 The rules never look inside: they only relax the model and differentiate ``energy``/``cost``
-with respect to its parameters at fixed states.
+with respect to its parameters at fixed states. docs/own_model.md spells the contract out (shapes,
+a template) and ``eqprop.diagnostics.check_model`` checks a model against it.
 """
 from __future__ import annotations
 

@@ -33,6 +33,10 @@ parallel): memory is ``O(chunk)``, flat in the sequence length.
 ``eps`` is measured in units of one sample's error at one step: the kicks are
 ``eps * B * T' * dL/dy_t`` (``T' = T`` for mean pooling and sequence outputs, 1 for ``last``),
 which keeps the echoes' deviation well above float32 rounding whatever the batch and length.
+
+RHEL asks the model for its readout's pooling and loss (``pool_weights``, ``pool_features``,
+``pool_grad``, ``step_losses``, ``loss``, ``error_steps``: the same methods ``HSSM.forward`` and
+``predict_loss`` use), so the two can never disagree.
 """
 from __future__ import annotations
 
