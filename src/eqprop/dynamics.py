@@ -10,6 +10,10 @@ each group seeing the newest values of the others). The output layer can be
   (holomorphic EP: start from a complex state), or a (B,) tensor of per-sample nudges, which
   runs several nudged phases as one batched relaxation;
 - clamped: ``Clamp(value)`` holds it at ``value`` (contrastive and coupled learning).
+
+``iterate(step, state, steps, tol)`` is the one relax-until-tol loop of the library: ``relax``
+runs its sweeps with it, and so do the adjoint solves of RBP and ff-EBM and the linear response
+of the bias decomposition.
 """
 from __future__ import annotations
 
@@ -113,13 +117,32 @@ def relax(
             ctx = model.context(x)
         if state is None:
             state = model.init_state(ctx.x)
-        residual = math.nan
-        done = 0
-        for done in range(1, steps + 1):
-            new = sweep(model, state, ctx, mode, nudge, clamp)
-            if tol is not None:
-                residual = max(float((a - b).abs().max()) for a, b in zip(new, state))
-            state = new
-            if tol is not None and residual <= tol:
-                break
+        state, done, residual = iterate(lambda s: sweep(model, s, ctx, mode, nudge, clamp), state, steps, tol)
     return Relaxed(state=state, steps=done, residual=residual)
+
+
+def change(new, old) -> float:
+    """``max |new - old|`` over every entry of two lists of tensors (complex: the modulus)."""
+    return max(float((a - b).abs().max()) for a, b in zip(new, old))
+
+
+def iterate(step, state, steps: int, tol: float | None = None, measure: bool | None = None):
+    """The one convergence loop: ``state <- step(state)`` at most ``steps`` times.
+
+    ``state`` is a list of tensors and ``step`` maps it to a new list. With ``tol``, stops after
+    the first iteration that changes no entry by more than ``tol``. Returns
+    ``(state, iterations run, residual)``, the residual being the last iteration's
+    ``max |new - old|`` (NaN when not measured: ``measure`` defaults to ``tol is not None``).
+    Used by ``relax``, the adjoint solves of RBP / ff-EBM and the linear response of the bias
+    decomposition.
+    """
+    measure = tol is not None if measure is None else measure
+    residual, done = math.nan, 0
+    for done in range(1, steps + 1):
+        new = step(state)
+        if measure:
+            residual = change(new, state)
+        state = new
+        if tol is not None and residual <= tol:
+            break
+    return state, done, residual

@@ -47,8 +47,16 @@ def relaxation_copy(model: torch.nn.Module, dtype: str | torch.dtype | None):
     return low
 
 
+_COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
 def cast_state(state, like: torch.nn.Module):
-    """States settled in low precision, cast to the master model's dtype for the contrast
-    (complex states, and states already in that dtype, are returned as they are)."""
+    """States settled in another precision, cast to the master model's dtype for the contrast
+    (complex states to its complex counterpart; states already there are returned as they are)."""
     dtype = next(like.parameters()).dtype
-    return [s if s.dtype == dtype or s.is_complex() else s.to(dtype) for s in state]
+    cdtype = _COMPLEX_OF.get(dtype)
+    out = []
+    for s in state:
+        target = (cdtype or s.dtype) if s.is_complex() else dtype
+        out.append(s if s.dtype == target else s.to(target))
+    return out

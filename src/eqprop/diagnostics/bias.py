@@ -19,14 +19,14 @@ tolerance; the finite-nudge part is what holomorphic EP removes.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
 
-from ..dynamics import Nudge, relax, sweep
+from ..dynamics import Nudge, iterate, relax, sweep
 from ..rules import make_rule
 from ..rules.base import as_grad_dict, trainable
+from .common import cast_copy
 
 
 def linear_response(model, x, y, state, mode: str = "async", steps: int = 2000, tol: float | None = 1e-13, ctx=None):
@@ -38,14 +38,10 @@ def linear_response(model, x, y, state, mode: str = "async", steps: int = 2000, 
         return tuple(sweep(model, list(s), ctx, mode, nudge=Nudge(beta, y)))
 
     beta0 = torch.zeros((), dtype=s[0].dtype, device=s[0].device)
-    d = tuple(torch.zeros_like(t) for t in s)
+    d = [torch.zeros_like(t) for t in s]
     with torch.no_grad():
-        for _ in range(steps):
-            _, new = torch.func.jvp(f, (beta0, *s), (torch.ones_like(beta0), *d))
-            change = max(float((a - b).abs().max()) for a, b in zip(new, d))
-            d = new
-            if tol is not None and change <= tol:
-                break
+        d, _, _ = iterate(lambda d: list(torch.func.jvp(f, (beta0, *s), (torch.ones_like(beta0), *d))[1]), d,
+                          steps, tol)
     return list(d)
 
 
@@ -108,10 +104,7 @@ def bias_decomposition(model, x, y, rule="ep-centered", reference: str = "rbp",
     ``adjoint_steps``, ``mode``, ...); give converged budgets. A copy of the model is cast to
     ``dtype`` (None keeps it).
     """
-    m = copy.deepcopy(model)
-    if dtype is not None:
-        m = m.to(dtype)
-        x = x.to(dtype) if x.is_floating_point() else x
+    m, x = cast_copy(model, x, dtype)
     rule_obj = make_rule(rule, **settings)
     ref = make_rule(reference, **settings).estimate(m, x, y)[0]
     g = rule_obj.estimate(m, x, y)[0]

@@ -8,12 +8,11 @@ dynamics; a large ``lr`` breaks the match. Uses synchronous sweeps, like ``gdu_c
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from ..dynamics import relax
 from ..rules.continual import ContinualEP
+from .common import cast_copy
 from .gdu import GDUResult, bptt_per_step
 
 
@@ -21,10 +20,7 @@ def cep_gdu_check(model, x, y, beta: float = 1e-4, lr: float = 1e-4, steps: int 
                   tol: float | None = 1e-13, dtype: torch.dtype | None = torch.float64) -> GDUResult:
     """Per-step C-EP updates (``lr`` in-phase rate) against per-step BPTT gradients at the
     initial weights, on one batch; ``label="C-EP"`` in the result."""
-    m = copy.deepcopy(model)
-    if dtype is not None:
-        m = m.to(dtype)
-        x = x.to(dtype) if x.is_floating_point() else x
+    m, x = cast_copy(model, x, dtype)
     free = relax(m, x, steps=free_steps, mode="sync", tol=tol).state
     bp = bptt_per_step(m, x, y, free, steps)
     rule = ContinualEP(beta=beta, lr=lr, nudge_steps=steps, free_steps=free_steps, mode="sync", tol=tol)

@@ -11,13 +11,13 @@ of prototypical form, and the match is approximate.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 
 from ..dynamics import Nudge, relax, sweep
 from ..rules.base import energy_contrast, trainable
+from .common import cast_copy
 
 
 @dataclass
@@ -69,9 +69,7 @@ class GDUResult:
 def gdu_check(model, x, y, beta: float = 1e-4, steps: int = 20, free_steps: int = 1000,
               tol: float | None = 1e-13, dtype: torch.dtype | None = torch.float64) -> GDUResult:
     """Run the GDU check on one batch; see the module docstring. Uses synchronous sweeps."""
-    m = copy.deepcopy(model)
-    if dtype is not None:
-        m = m.to(dtype)
+    m, x = cast_copy(model, x, dtype)
     ctx = m.context(x)
     free = relax(m, x, steps=free_steps, mode="sync", tol=tol, ctx=ctx).state
     traj = [free]

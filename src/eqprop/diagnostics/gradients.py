@@ -1,13 +1,13 @@
 """Every rule against the exact gradient, per parameter: cosine, relative error, norm ratio."""
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 
 import torch
 
 from ..rules import RULES, make_rule
+from .common import cast_copy
 
 
 def applies(rule: str, model) -> bool:
@@ -86,10 +86,7 @@ def compare_gradients(
             ``mode``, ``tol``, ``adjoint_steps``, ...). Give converged budgets (with ``tol``) for
             a comparison of estimators rather than of budgets.
     """
-    m = copy.deepcopy(model)
-    if dtype is not None:
-        m = m.to(dtype)
-        x = x.to(dtype) if x.is_floating_point() else x
+    m, x = cast_copy(model, x, dtype)
     if rules is None:
         rules = [name for name in RULES if name != reference and applies(name, m)] + [reference]
     ref = make_rule(reference, **settings).estimate(m, x, y)[0]

@@ -13,7 +13,8 @@ layer, batch first). It knows:
   that share no coupling, e.g. even then odd).
 
 The rules never look inside: they only relax the model and differentiate ``energy``/``cost``
-with respect to its parameters at fixed states.
+with respect to its parameters at fixed states. docs/own_model.md spells the contract out (shapes,
+a template) and ``eqprop.diagnostics.check_model`` checks a model against it.
 """
 from __future__ import annotations
 
@@ -53,14 +54,27 @@ class EnergyModel(nn.Module):
 
     # -- shared helpers ---------------------------------------------------------------------
     def autograd_layer_update(self, i: int, state, ctx, force=None) -> torch.Tensor:
-        """The slow reference of ``layer_update``: ``sigma(G'(s_i) - dE/ds_i + force)`` by autograd.
+        """The autograd form of ``layer_update``: ``sigma(G'(s_i) - dE/ds_i + force)``.
 
         Needs ``self.activation`` (with ``inverse = G'``) and ``ctx.x``. Tests compare it with the
-        hand-derived update; benchmarks time both.
+        hand-derived update; benchmarks time both. A model may also use it *as* its update
+        (``layer_update = EnergyModel.autograd_layer_update``): when grad mode is on (BPTT, RBP)
+        the result is differentiable in the state and the parameters (``torch.func.grad``), so
+        every rule works on it, only slower.
         """
-        with torch.enable_grad():
-            s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
-            g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
+        if torch.is_grad_enabled():  # BPTT/RBP: differentiable in every state and in theta
+            def energy_in_layer(s_i):
+                s = list(state)
+                s[i] = s_i
+                return self.energy(ctx.x, s).sum()
+
+            # torch.func.grad: the partial derivative in s_i with the other layers held as they
+            # are (autograd.grad would also follow the other layers' histories back to s_i)
+            g = torch.func.grad(energy_in_layer)(state[i])
+        else:
+            with torch.enable_grad():
+                s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
+                g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
         u = self.activation.inverse(state[i]) - g
         return self.activation(u if force is None else u + force)
 

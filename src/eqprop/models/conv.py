@@ -178,12 +178,17 @@ class ConvHopfield(EnergyModel):
         return p + like(self.convs[k].bias, p).view(1, -1, 1, 1), idx, z.shape
 
     def _backward(self, k: int, s_above: torch.Tensor, idx, conv_shape) -> torch.Tensor:
-        """``d/ds_k [s_{k+1} . P(conv_k(s_k))] = conv_k^T(P^T(s_{k+1}))``."""
+        """``d/ds_k [s_{k+1} . P(conv_k(s_k))] = conv_k^T(P^T(s_{k+1}))`` (with ``feedback_kernel(k)``)."""
         if self.pool == "max":
             up = F.max_unpool2d(s_above, idx, 2, output_size=conv_shape[-2:])
         else:
             up = s_above.repeat_interleave(2, -2).repeat_interleave(2, -1) / 4  # nearest upsampling (complex too)
-        return F.conv_transpose2d(up, like(self.convs[k].weight, up), padding=1)
+        return F.conv_transpose2d(up, like(self.feedback_kernel(k), up), padding=1)
+
+    def feedback_kernel(self, k: int) -> torch.Tensor:
+        """The kernel carrying layer ``k`` down to ``k - 1`` (transposed); tied: ``convs[k].weight``.
+        With ``k == len(channels)``, the dense output's feedback weight (tied: ``dense.weight``)."""
+        return self.dense.weight if k == len(self.channels) else self.convs[k].weight
 
     def _up(self, k: int, s: torch.Tensor, ctx: ConvContext):
         """``_forward(k, s)``, cached in ``ctx`` for as long as ``s`` is the same tensor."""
@@ -202,20 +207,22 @@ class ConvHopfield(EnergyModel):
         x = self.prepare_input(x).contiguous(memory_format=self._memory_format())
         return ConvContext(x=x, input_drive=self._forward(0, x)[0])
 
-    def layer_update(self, i, state, ctx, force=None):
+    def drive(self, i: int, state, ctx) -> torch.Tensor:
+        """``u_i``: the input to layer ``i`` from its neighbours (``-dE/ds_i`` without ``G'(s_i)``)."""
         n_conv = len(self.channels)
         if i == n_conv:  # the dense output layer (MSE)
-            u = self._dense_in(state[i - 1])
-        else:
-            u = ctx.input_drive if i == 0 else self._up(i, state[i - 1], ctx)[0]
-            if i + 1 < n_conv:
-                _, idx, shape = self._up(i + 1, state[i], ctx)
-                u = u + self._backward(i + 1, state[i + 1], idx, shape)
-            elif self.dense is not None:
-                u = u + (state[i + 1] @ like(self.dense.weight, state[i + 1])).view_as(u)
-        if force is not None:
-            u = u + force.view_as(u)
-        return self.activation(u)
+            return self._dense_in(state[i - 1])
+        u = ctx.input_drive if i == 0 else self._up(i, state[i - 1], ctx)[0]
+        if i + 1 < n_conv:
+            _, idx, shape = self._up(i + 1, state[i], ctx)
+            u = u + self._backward(i + 1, state[i + 1], idx, shape)
+        elif self.dense is not None:
+            u = u + (state[i + 1] @ like(self.feedback_kernel(n_conv), state[i + 1])).view_as(u)
+        return u
+
+    def layer_update(self, i, state, ctx, force=None):
+        u = self.drive(i, state, ctx)
+        return self.activation(u if force is None else u + force.view_as(u))
 
     def update_groups(self, mode):
         return parity_groups(self.num_free_layers, mode)

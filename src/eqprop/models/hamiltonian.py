@@ -346,12 +346,45 @@ class HSSM(nn.Module):
         return torch.nan_to_num(x, nan=0.0), mask, lengths
 
     # -- readout and loss ------------------------------------------------------------------
+    # Written once here and used by ``forward``/``predict_loss`` and by RHEL, which processes
+    # time in chunks: pooling is a weighted sum over time, so chunks add up.
+    def pool_weights(self, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) weights ``w`` with ``pooled = sum_t w_t h_t``: ``mask / length`` for "mean",
+        one-hot at each sequence's last step for "last"; None for "none" (sequence outputs)."""
+        if self.pool == "none":
+            return None
+        if self.pool == "mean":
+            return mask.to(self.readout.weight.dtype) / lengths.unsqueeze(-1).to(self.readout.weight.dtype)
+        return F.one_hot(lengths - 1, mask.shape[1]).to(self.readout.weight.dtype)
+
+    def pool_features(self, h: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(B, T, d_model) block outputs (or a chunk of them with its slice of ``pool_weights``)
+        -> (B, d_model), their weighted sum over time."""
+        return (h * weights.unsqueeze(-1).to(h.dtype)).sum(1)
+
+    def pool_grad(self, g_pooled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``dL/dh_t`` (B, T, d_model) from ``dL/dpooled`` (B, d_model): the adjoint of ``pool_features``."""
+        return g_pooled.unsqueeze(1) * weights.unsqueeze(-1).to(g_pooled.dtype)
+
     def pool_states(self, h: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, d_model) -> (B, d_model) by ``pool`` (mean over valid steps, or the last one)."""
-        if self.pool == "mean":
-            return (h * mask.unsqueeze(-1).to(h.dtype)).sum(1) / lengths.unsqueeze(-1).to(h.dtype)
-        idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h.shape[-1])
-        return h.gather(1, idx).squeeze(1)
+        return self.pool_features(h, self.pool_weights(mask, lengths))
+
+    def error_steps(self, steps: int) -> int:
+        """Over how many of ``steps`` time steps one sample's loss is spread: 1 for "last", else
+        ``steps`` (RHEL measures ``eps`` in units of one sample's error at one step)."""
+        return 1 if self.pool == "last" else steps
+
+    def step_losses(self, output: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                    lengths: torch.Tensor) -> torch.Tensor:
+        """For ``pool="none"``: (B, T') each step's share of ``loss``, ``1/2 |out_t - y_t|^2 /
+        (length * B)`` on valid steps, 0 on padding. ``output``, ``y``, ``mask`` may be a chunk of
+        steps (``lengths`` always the whole sequences'); the shares of all steps add up to ``loss``."""
+        if y.shape != output.shape:
+            raise ValueError(f"regression targets have shape {tuple(y.shape)} but the outputs {tuple(output.shape)}")
+        y = torch.where(mask.unsqueeze(-1), y.to(output.dtype), torch.zeros_like(output))  # NaN on padding
+        err = 0.5 * (output - y).square().sum(-1)
+        return err * mask.to(err.dtype) / (lengths.unsqueeze(-1).to(err.dtype) * output.shape[0])
 
     def loss(self, output: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss over the batch: cross-entropy for class targets, ``1/2 |out - y|^2`` otherwise.
@@ -364,14 +397,11 @@ class HSSM(nn.Module):
             return F.cross_entropy(output, y)
         if y.shape != output.shape:
             raise ValueError(f"regression targets have shape {tuple(y.shape)} but the outputs {tuple(output.shape)}")
-        y = y.to(output.dtype)
-        if self.pool == "none" and mask is not None:  # targets may be NaN where x is padding
-            y = torch.where(mask.unsqueeze(-1), y, torch.zeros_like(y))
-        err = 0.5 * (output - y).square().sum(-1)
         if self.pool == "none":
-            m = torch.ones_like(err) if mask is None else mask.to(err.dtype)
-            return ((err * m).sum(1) / m.sum(1)).mean()
-        return err.mean()
+            if mask is None:
+                mask = torch.ones(output.shape[:2], dtype=torch.bool, device=output.device)
+            return self.step_losses(output, y, mask, mask.sum(1)).sum()
+        return (0.5 * (output - y.to(output.dtype)).square().sum(-1)).mean()
 
     # -- forward -----------------------------------------------------------------------------
     def features(self, x: torch.Tensor, parallel: bool = True) -> torch.Tensor:

@@ -122,13 +122,21 @@ class HopfieldMLP(EnergyModel):
         x = self.prepare_input(x)
         return MLPContext(x=x, input_drive=self.layers[0](x))
 
-    def layer_update(self, i, state, ctx: MLPContext, force=None):
+    def drive(self, i: int, state, ctx: MLPContext) -> torch.Tensor:
+        """``u_i = W_{i-1} s_{i-1} + b_{i-1} + W_i^T s_{i+1}``: the input to layer ``i`` from its
+        neighbours (``-dE/ds_i`` without ``G'(s_i)``); the feedback weight is ``feedback_weight(i)``."""
         u = ctx.input_drive if i == 0 else _linear(self.layers[i], state[i - 1])
         if i + 1 < self.num_free_layers:
-            u = u + state[i + 1] @ like(self.layers[i + 1].weight, state[i + 1])
-        if force is not None:
-            u = u + force
-        return self.activation(u)
+            u = u + state[i + 1] @ like(self.feedback_weight(i), state[i + 1])
+        return u
+
+    def feedback_weight(self, i: int) -> torch.Tensor:
+        """The weight carrying layer ``i + 1`` down to layer ``i``; tied: ``layers[i + 1].weight``."""
+        return self.layers[i + 1].weight
+
+    def layer_update(self, i, state, ctx: MLPContext, force=None):
+        u = self.drive(i, state, ctx)
+        return self.activation(u if force is None else u + force)
 
     def update_groups(self, mode: str):
         return parity_groups(self.num_free_layers, mode)

@@ -32,17 +32,18 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import like
 from .conv import ConvHopfield
-from .hopfield import HopfieldMLP, _linear
+from .hopfield import HopfieldMLP
 
 
 class VectorFieldModel:
-    """What every vector-field model shares (mixed into a layered model that defines ``drive``
-    and ``feedback_pairs``): pseudo-energy, vector field, asymmetry knob and measurements."""
+    """What every vector-field model shares (mixed into a layered model whose ``drive(i, state,
+    ctx)`` reads its feedback weights through a hook, ``feedback_weight`` / ``feedback_kernel``,
+    that the vector-field class points at its own ``feedback`` parameters): pseudo-energy,
+    vector field, asymmetry knob and measurements. ``layer_update`` is the layered model's:
+    ``sigma(drive + force)``."""
 
     homeostasis: float = 0.0      # coefficient of the Jacobian homeostasis loss (training callback)
     homeostasis_probes: int = 1   # random probe pairs of its estimate, per batch
@@ -59,9 +60,6 @@ class VectorFieldModel:
 
     def feedback_pairs(self) -> list[tuple[torch.Tensor, nn.Parameter]]:
         """``(forward weight, feedback weight)`` for every coupling that has feedback."""
-        raise NotImplementedError
-
-    def drive(self, i: int, state, ctx) -> torch.Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -86,12 +84,6 @@ class VectorFieldModel:
             out.append(math.degrees(math.acos(max(-1.0, min(1.0, c)))))
         return out
 
-    def layer_update(self, i, state, ctx, force=None):
-        u = self.drive(i, state, ctx)
-        if force is not None:
-            u = u + force.view_as(u)
-        return self.activation(u)
-
     def vector_field(self, x, state, ctx=None) -> list[torch.Tensor]:
         """``F_i(s) = -G'(s_i) + u_i(s)`` for every free layer (zero at a fixed point)."""
         ctx = self.context(x) if ctx is None else ctx
@@ -105,10 +97,12 @@ class VectorFieldModel:
 
     def autograd_layer_update(self, i, state, ctx, force=None):
         """Reference update by autograd of the pseudo-energy ``-s . u(s_bar)`` in ``s_i``."""
+        track = torch.is_grad_enabled()  # differentiable in the anchor and theta under BPTT/RBP
         with torch.enable_grad():
             s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
-            psi = self.contrast_energy(ctx.x, s, anchor=[t.detach() for t in state]).sum()
-            u = -torch.autograd.grad(psi, s[i])[0]
+            anchor = list(state) if track else [t.detach() for t in state]
+            psi = self.contrast_energy(ctx.x, s, anchor=anchor).sum()
+            u = -torch.autograd.grad(psi, s[i], create_graph=track)[0]
         return self.activation(u if force is None else u + force.view_as(u))
 
     def contrast_energy(self, x, state, y=None, beta=0.0, anchor=None):
@@ -139,17 +133,9 @@ class VectorFieldMLP(VectorFieldModel, HopfieldMLP):
             (``eqprop.models.homeostasis``); homeostasis_probes: probe pairs of its estimate.
     """
 
-    def __init__(
-        self,
-        sizes: Sequence[int],
-        activation: str = "hard_sigmoid",
-        output: str = "mse",
-        gains: Sequence[float] | None = None,
-        asymmetry: float = 0.0,
-        seed: int | None = None,
-        homeostasis: float = 0.0,
-        homeostasis_probes: int = 1,
-    ):
+    def __init__(self, sizes: Sequence[int], activation: str = "hard_sigmoid", output: str = "mse",
+                 gains: Sequence[float] | None = None, asymmetry: float = 0.0, seed: int | None = None,
+                 homeostasis: float = 0.0, homeostasis_probes: int = 1):
         HopfieldMLP.__init__(self, sizes, activation=activation, output=output, gains=gains)
         self.homeostasis, self.homeostasis_probes = float(homeostasis), int(homeostasis_probes)
         self.feedback = nn.ParameterList(
@@ -165,12 +151,9 @@ class VectorFieldMLP(VectorFieldModel, HopfieldMLP):
         """``||J - J^T||_F`` of the vector field (per sample; the same at every state)."""
         return math.sqrt(2 * sum(float(((w - b) ** 2).sum()) for w, b in self.feedback_pairs()))
 
-    def drive(self, i: int, state, ctx) -> torch.Tensor:
-        """``u_i``: the input to layer ``i`` from its neighbours (forward ``W``, feedback ``B``)."""
-        u = ctx.input_drive if i == 0 else _linear(self.layers[i], state[i - 1])
-        if i + 1 < self.num_free_layers:
-            u = u + state[i + 1] @ like(self.feedback[i], state[i + 1])
-        return u
+    def feedback_weight(self, i: int) -> torch.Tensor:
+        """``B_i``: the drive ``u_i`` (``HopfieldMLP.drive``) gets ``B_i^T s_{i+1}`` from above."""
+        return self.feedback[i]
 
     def extra_repr(self) -> str:
         return HopfieldMLP.extra_repr(self) + f", asymmetry={self.asymmetry:g}"
@@ -196,25 +179,10 @@ class VectorFieldConv(VectorFieldModel, ConvHopfield):
         fwd = [c.weight for c in self.convs[1:]] + ([self.dense.weight] if self.dense is not None else [])
         return list(zip(fwd, self.feedback))
 
-    def _backward(self, k: int, s_above, idx, conv_shape):
-        """``convT_{B_k}(P^T(s_{k+1}))``: as ``ConvHopfield._backward`` with the feedback kernel."""
-        if self.pool == "max":
-            up = F.max_unpool2d(s_above, idx, 2, output_size=conv_shape[-2:])
-        else:
-            up = s_above.repeat_interleave(2, -2).repeat_interleave(2, -1) / 4
-        return F.conv_transpose2d(up, like(self.feedback[k - 1], up), padding=1)
-
-    def drive(self, i: int, state, ctx) -> torch.Tensor:
-        n_conv = len(self.channels)
-        if i == n_conv:  # the dense output layer (MSE)
-            return self._dense_in(state[i - 1])
-        u = ctx.input_drive if i == 0 else self._up(i, state[i - 1], ctx)[0]
-        if i + 1 < n_conv:
-            _, idx, shape = self._up(i + 1, state[i], ctx)
-            u = u + self._backward(i + 1, state[i + 1], idx, shape)
-        elif self.dense is not None:
-            u = u + (state[i + 1] @ like(self.feedback[-1], state[i + 1])).view_as(u)
-        return u
+    def feedback_kernel(self, k: int) -> torch.Tensor:
+        """``feedback[k - 1]`` in place of ``convs[k].weight`` (``ConvHopfield.drive``); the dense
+        output's feedback is ``feedback[-1]``."""
+        return self.feedback[-1] if k == len(self.channels) else self.feedback[k - 1]
 
     @property
     def holomorphic(self) -> bool:

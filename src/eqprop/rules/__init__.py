@@ -7,7 +7,7 @@ models, ``rhel`` trains Hamiltonian state-space models only), ``hep`` (holomorph
 """
 from __future__ import annotations
 
-from .base import Rule, StepResult, energy_contrast
+from .base import RelaxationRule, Rule, StepResult, energy_contrast
 from .ep import CL, EP, CpL
 from .reference import BPTT, RBP
 from .rhel import RHEL
@@ -63,4 +63,4 @@ def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
     return entry.build(entry.check(settings, "rule"))
 
 
-__all__ = ["BPTT", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
+__all__ = ["BPTT", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]

@@ -1,19 +1,32 @@
 """What every learning rule shares: its result type, ``.grad`` writing and the energy contrast.
 
-A rule is configuration only (a dataclass) with one method that matters,
-``estimate(model, x, y) -> (grads, StepResult)``: ``grads`` maps each trainable parameter's name
-(as in ``model.named_parameters()``) to the rule's estimate of ``dL/dtheta`` where
-``L = mean_batch C(s*_0, y)``. ``step`` adds those estimates to ``p.grad`` like ``backward`` would.
+A rule is configuration only (a dataclass whose fields are exactly the settings it uses) with one
+method that matters, ``estimate(model, x, y) -> (grads, StepResult)``: ``grads`` maps each
+trainable parameter's name (as in ``model.named_parameters()``) to the rule's estimate of
+``dL/dtheta`` where ``L = mean_batch C(s*_0, y)``. ``step`` adds those estimates to ``p.grad``
+like ``backward`` would; ``infer`` evaluates without a gradient.
+
+Two bases:
+
+- ``Rule``: the contract alone (``estimate``, ``step``, ``infer``, ``check_model``), no settings;
+  e.g. RHEL, which runs sequence models forward and never relaxes.
+- ``RelaxationRule(Rule)``: rules that settle the model with ``relax``; they carry the free-phase
+  settings ``free_steps, mode, tol, relax_dtype, eval_steps`` and the shared pieces
+  (``settle``, ``free_phase``, ``relaxer``, ``result``).
+
+``check_model`` runs before every ``estimate`` and ``infer`` of every rule, a user's subclass
+included: ``Rule.__init_subclass__`` wraps the two methods.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
 from ..dynamics import MODES, Relaxed, relax
-from ..precision import cast_state, relaxation_copy
+from ..precision import cast_state, relaxation_copy, resolve
 
 
 @dataclass
@@ -77,38 +90,77 @@ def energy_contrast(model, x, y, a, beta_a, b, beta_b, scale: float, anchor=None
     return weighted_contrast(model, x, y, [(a, beta_a, scale), (b, beta_b, -scale)], anchor)
 
 
+def _checked(method):
+    """``method`` preceded by ``self.check_model(model)`` (once per call, not per ``super()`` level)."""
+    if getattr(method, "_checks_model", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self, model, *args, **kwargs):
+        if not getattr(self, "_checking", False):
+            self.check_model(model)
+        outer, self._checking = getattr(self, "_checking", False), True
+        try:
+            return method(self, model, *args, **kwargs)
+        finally:
+            self._checking = outer
+
+    wrapper._checks_model = True
+    return wrapper
+
+
+def require_relaxable(rule_name: str, model) -> None:
+    """``ValueError`` unless ``model`` is one relaxable system (``layer_update``/``context``)."""
+    if getattr(model, "is_sequence_model", False):
+        raise ValueError(
+            f"rule {rule_name!r} relaxes an energy-based model; {type(model).__name__} is a sequence "
+            f"model: train it with 'bptt' or 'rhel'"
+        )
+    missing = [a for a in ("layer_update", "context", "init_state", "update_groups") if not hasattr(model, a)]
+    if missing:
+        chain = hasattr(model, "blocks")
+        fix = ("a chain of blocks (eqprop.models.FFEBM) is trained with 'ffebm' (EP in the blocks) or "
+               "'ffebm-implicit' (its exact gradient)") if chain else (
+               "subclass eqprop.models.EnergyModel and provide them (docs/own_model.md)")
+        raise ValueError(
+            f"rule {rule_name!r} relaxes a single system; {type(model).__name__} is not one "
+            f"(it lacks {', '.join(missing)}): {fix}"
+        )
+
+
 @dataclass
 class Rule:
-    """Base of all rules: the free-phase budget and relaxation mode every rule needs."""
+    """The contract every rule follows; no settings of its own.
+
+    Subclasses are dataclasses whose fields are their settings, and implement ``estimate``
+    (and ``infer`` when the default, a relaxation, does not apply). ``check_model`` runs first in
+    ``estimate`` and ``infer`` (wrapped automatically for subclasses), so a rule refuses a model it
+    cannot train with a ``ValueError`` naming the fix instead of failing inside.
+    """
 
     name: ClassVar[str] = "rule"
-    free_steps: int = 30
-    mode: str = "async"
-    tol: float | None = None
-    relax_dtype: str | None = None  # e.g. "bfloat16": relax a low-precision copy (precision.py)
+    supports_warm_start: ClassVar[bool] = False  # estimate(..., state=) starts the free phase there
 
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"unknown relaxation mode {self.mode!r}; valid modes: {', '.join(MODES)}")
-        if self.free_steps < 1:
-            raise ValueError(f"free_steps must be >= 1, got {self.free_steps}")
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for attr in ("estimate", "infer"):
+            if attr in cls.__dict__:
+                setattr(cls, attr, _checked(cls.__dict__[attr]))
 
     def estimate(self, model, x, y) -> tuple[dict[str, torch.Tensor], StepResult]:
+        """``(grads, StepResult)``: ``grads[name]`` estimates ``dL/dtheta`` for every trainable
+        parameter (zeros for those the rule does not train)."""
+        raise NotImplementedError
+
+    def infer(self, model, x, y, steps: int | None = None) -> StepResult:
+        """Inference only (evaluation): loss and prediction without a gradient."""
         raise NotImplementedError
 
     def check_model(self, model) -> None:
         """Raise ``ValueError`` (naming the fix) when the rule cannot run on ``model``.
 
-        Default: the model must be a relaxable system (``layer_update``/``context``), i.e. not a
-        chain such as ``FFEBM`` that needs its own rule.
+        Default: accept every model (``RelaxationRule`` requires a relaxable system).
         """
-        if not hasattr(model, "layer_update"):
-            raise ValueError(
-                f"rule {self.name!r} relaxes a single system; {type(model).__name__} is not one "
-                f"(a chain of blocks is trained with the 'ffebm' rule)"
-            )
-
-    supports_warm_start: ClassVar[bool] = False  # estimate(..., state=) starts the free phase there
 
     def step(self, model, x, y, **kw) -> StepResult:
         """Estimate the gradient and add it to each parameter's ``.grad``.
@@ -125,19 +177,58 @@ class Rule:
                 p.grad.add_(g)
         return result
 
+
+@dataclass
+class RelaxationRule(Rule):
+    """A rule that settles the model with ``relax``: the free-phase settings and shared pieces.
+
+    free_steps: sweep budget of the free phase (training).
+    mode: "async" (layers in groups, newest values) or "sync".
+    tol: stop a relaxation once a sweep changes no state entry by more than ``tol``.
+    relax_dtype: relax a low-precision copy (e.g. "bfloat16"; see ``eqprop.precision``), the
+        gradient being taken on the master weights; None relaxes the model itself.
+    eval_steps: free sweeps at inference (``infer`` without ``steps``); None: ``free_steps``.
+    """
+
+    free_steps: int = 30
+    mode: str = "async"
+    tol: float | None = None
+    relax_dtype: str | None = None
+    eval_steps: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown relaxation mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+        if self.free_steps < 1:
+            raise ValueError(f"free_steps must be >= 1, got {self.free_steps}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ValueError(f"eval_steps must be >= 1 (or None for free_steps), got {self.eval_steps}")
+        resolve(self.relax_dtype)  # unknown names raise here, not at the first batch
+
+    def check_model(self, model) -> None:
+        """The model must be one relaxable system (``layer_update``, ``context``, ...)."""
+        require_relaxable(self.name, model)
+
     @torch.no_grad()
     def infer(self, model, x, y, steps: int | None = None) -> StepResult:
-        """Inference only (evaluation): the free phase and its loss/prediction, no gradient.
+        """The free phase and its loss/prediction, no gradient.
 
-        ``steps`` overrides ``free_steps`` (e.g. a longer budget at test time).
+        ``steps``: the sweep budget; default ``eval_steps``, else ``free_steps``.
         """
-        free = relax(self.relaxer(model), x, steps=steps or self.free_steps, mode=self.mode, tol=self.tol)
+        steps = steps or self.eval_steps or self.free_steps
+        free = relax(self.relaxer(model), x, steps=steps, mode=self.mode, tol=self.tol)
         return self.result(model, y, free)
 
     # -- shared pieces -----------------------------------------------------------------------
     def relaxer(self, model):
         """The system the relaxations run on: ``model``, or its ``relax_dtype`` copy."""
         return relaxation_copy(model, self.relax_dtype)
+
+    def settle(self, model, x, state=None):
+        """``(system, ctx, free)``: the system to relax (``relaxer``), its context and the free phase."""
+        system = self.relaxer(model)
+        ctx = system.context(x)
+        return system, ctx, self.free_phase(system, x, ctx, state)
 
     def free_phase(self, model, x, ctx, state=None) -> Relaxed:
         """The free relaxation, from ``state`` (a warm start, any dtype) or the model's initial state."""

@@ -26,7 +26,8 @@ from typing import ClassVar, Sequence
 import torch
 
 from ..dynamics import Nudge, sweep
-from .base import Rule, energy_contrast, trainable
+from ..precision import cast_state
+from .base import RelaxationRule, energy_contrast, trainable
 
 
 def coupling_rates(model, lr: float | Sequence[float]) -> list[float]:
@@ -48,10 +49,12 @@ def coupling_rates(model, lr: float | Sequence[float]) -> list[float]:
 
 
 @dataclass
-class ContinualEP(Rule):
+class ContinualEP(RelaxationRule):
     """C-EP: positive nudge ``beta``; weights updated with rate ``lr`` at every nudged step.
 
     lr: in-phase rate, one for all couplings or one per coupling (like the config's ``lr``).
+    relax_dtype: the free phase and every nudged sweep run on the low-precision copy (refreshed
+        from the moving master weights at each step); ``Delta_t`` is taken on the master.
     """
 
     name: ClassVar[str] = "cep"
@@ -68,14 +71,17 @@ class ContinualEP(Rule):
         """The C-EP phases; weights are left *moved*. Returns (U, per-step Deltas or None, free)."""
         params = trainable(model)
         rates = coupling_rates(model, self.lr)
-        free = self.free_phase(model, x, model.context(x))
+        _, _, free = self.settle(model, x)
+        free.state = cast_state(free.state, model)
         scale = 1.0 / (self.beta * x.shape[0])
         total = {n: torch.zeros_like(p) for n, p in params}
         steps = [] if record else None
         state, beta_prev = free.state, 0.0
         for _ in range(self.nudge_steps):
             with torch.no_grad():
-                new = sweep(model, state, model.context(x), self.mode, nudge=Nudge(self.beta, y))
+                system = self.relaxer(model)  # the copy follows the moved weights
+                low = cast_state(state, system)
+                new = cast_state(sweep(system, low, system.context(x), self.mode, nudge=Nudge(self.beta, y)), model)
             delta = energy_contrast(model, x, y, new, self.beta, state, beta_prev, scale, anchor=free.state)
             with torch.no_grad():
                 for (n, p), lr in zip(params, rates):
@@ -88,7 +94,6 @@ class ContinualEP(Rule):
         return total, steps, free
 
     def estimate(self, model, x, y):
-        self.check_model(model)
         saved = [p.detach().clone() for _, p in trainable(model)]
         try:
             total, _, free = self.run(model, x, y)

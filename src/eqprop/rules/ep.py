@@ -24,14 +24,14 @@ import torch
 from ..dynamics import Clamp, Nudge, relax
 from ..models.base import one_hot_targets
 from ..precision import cast_state
-from .base import Rule, energy_contrast
+from .base import RelaxationRule, energy_contrast
 from .warm_start import WarmStartable
 
 VARIANTS = ("positive", "negative", "centered")
 
 
 @dataclass
-class _TwoPhase(WarmStartable, Rule):
+class _TwoPhase(WarmStartable, RelaxationRule):
     """A free phase, then one or two perturbed phases from the free state."""
 
     beta: float = 0.2
@@ -63,7 +63,7 @@ class _TwoPhase(WarmStartable, Rule):
 
     def estimate(self, model, x, y, state=None):
         """``state``: start the free phase there (a warm start, e.g. last epoch's free state)."""
-        system, ctx, free = _settle(self, model, x, state)
+        system, ctx, free = self.settle(model, x, state)
         signs = self.signs()
         states = {0: free.state}
         states.update({s: self.perturbed_phase(system, x, y, ctx, free, s) for s in signs})
@@ -101,14 +101,6 @@ class EP(_TwoPhase):
         return sign * self.beta
 
 
-def _settle(rule: Rule, model, x, state):
-    """Check the model, pick the system to relax (``relax_dtype``) and run the free phase."""
-    rule.check_model(model)
-    system = rule.relaxer(model)
-    ctx = system.context(x)
-    return system, ctx, rule.free_phase(system, x, ctx, state)
-
-
 def _require_output_in_energy(model, rule: str):
     if not getattr(model, "output_in_energy", True):
         raise ValueError(
@@ -139,7 +131,7 @@ class CpL(_TwoPhase):
 
 
 @dataclass
-class CL(WarmStartable, Rule):
+class CL(WarmStartable, RelaxationRule):
     """Contrastive learning: clamp the output to the target, contrast with the free state."""
 
     name: ClassVar[str] = "cl"
@@ -152,7 +144,7 @@ class CL(WarmStartable, Rule):
     supports_warm_start: ClassVar[bool] = True
 
     def estimate(self, model, x, y, state=None):
-        system, ctx, free = _settle(self, model, x, state)
+        system, ctx, free = self.settle(model, x, state)
         o = system.output(free.state)
         clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
         clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)

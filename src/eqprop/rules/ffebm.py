@@ -30,8 +30,8 @@ import torch
 
 from ..dynamics import Nudge, relax, sweep
 from ..models.ffebm import FFEBM, is_energy_block
-from .base import Rule, StepResult
-from .reference import _grads
+from .base import RelaxationRule, StepResult
+from .reference import adjoint
 
 
 @dataclass
@@ -43,8 +43,12 @@ class _Record:
 
 
 @dataclass
-class FFEBMEP(Rule):
-    """ff-EBM training: autograd through feedforward blocks, EP (``variant``) in energy blocks."""
+class FFEBMEP(RelaxationRule):
+    """ff-EBM training: autograd through feedforward blocks, EP (``variant``) in energy blocks.
+
+    ``relax_dtype`` is not supported (refused at construction): the blocks relax in the
+    parameters' dtype.
+    """
 
     name: ClassVar[str] = "ffebm"
     beta: float = 0.2
@@ -57,6 +61,9 @@ class FFEBMEP(Rule):
             raise ValueError(f"unknown ffebm variant {self.variant!r}; valid: positive, negative, centered")
         if not self.beta > 0:
             raise ValueError(f"beta must be > 0 (the variant sets the sign), got {self.beta}")
+        if self.relax_dtype is not None:
+            raise ValueError(f"{self.name}: relax_dtype={self.relax_dtype!r} is not supported for ff-EBM chains "
+                             f"(their blocks relax in the parameters' dtype); leave relax_dtype unset")
 
     def check_model(self, model):
         if not isinstance(model, FFEBM):
@@ -102,7 +109,6 @@ class FFEBMEP(Rule):
 
     # -- the rule ----------------------------------------------------------------------------------
     def estimate(self, model, x, y):
-        self.check_model(model)
         out, recs = self.forward(model, x)
         with torch.enable_grad():
             o = out.requires_grad_(True)
@@ -133,11 +139,12 @@ class FFEBMEP(Rule):
 
     @torch.no_grad()
     def infer(self, model, x, y, steps: int | None = None) -> StepResult:
-        self.check_model(model)
+        """The chain's forward pass; energy blocks settle for ``steps`` (default ``eval_steps``,
+        else ``free_steps``) sweeps."""
         was = model.training
         model.eval()
         try:
-            out, _ = self.forward(model, x, steps)
+            out, _ = self.forward(model, x, steps or self.eval_steps)
         finally:
             model.train(was)
         return StepResult(loss=model.cost(out, y).mean(), output=out, state=[], stats={})
@@ -165,13 +172,7 @@ class FFEBMImplicit(FFEBMEP):
             fs = sweep(blk, s, ctx, self.mode)
             rhs = [torch.zeros_like(t) for t in s]
             rhs[blk.output_index] = blk.cost_grad(s, delta).detach()
-            lam = rhs
-            for _ in range(steps):
-                new = [c + j for c, j in zip(rhs, _grads(fs, s, lam))]
-                change = max(float((a - b).abs().max()) for a, b in zip(new, lam))
-                lam = new
-                if tol is not None and change <= tol:
-                    break
+            lam, _, _ = adjoint(fs, s, rhs, steps, tol)
             wrt = params + ([uu] if need_input else [])
             gs = torch.autograd.grad(fs, wrt, grad_outputs=lam, allow_unused=True)
         return list(gs[:len(params)]), (gs[-1] if need_input else None)

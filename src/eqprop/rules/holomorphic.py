@@ -26,7 +26,8 @@ from typing import ClassVar
 import torch
 
 from ..dynamics import Nudge, relax
-from .base import Rule, weighted_contrast
+from ..precision import cast_state, resolve
+from .base import RelaxationRule, weighted_contrast
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128, torch.float16: torch.complex64,
             torch.bfloat16: torch.complex64}
@@ -61,13 +62,16 @@ def require_holomorphic(model, rule: str = "holomorphic EP") -> None:
 
 
 @dataclass
-class HolomorphicEP(Rule):
+class HolomorphicEP(RelaxationRule):
     """Holomorphic EP: ``N`` complex nudges on a circle of radius ``radius``, Cauchy estimator.
 
     N: number of points on the circle (>= 2; 2 is centered EP).
     radius: ``r = |b|``; when built by name (configs, ``make_rule``) it defaults to ``beta``.
     nudge_steps: sweeps of each nudged phase (from the free equilibrium).
     batched: run the ``N`` nudged phases as one relaxation of ``N * B`` samples.
+    relax_dtype: every phase relaxes the copy in that dtype (complex states in the matching
+        complex dtype); refused for 16-bit types when a nudge is complex (``N != 2``): torch has
+        no bfloat16 complex type and too few complex32 operations.
     """
 
     name: ClassVar[str] = "hep"
@@ -83,6 +87,13 @@ class HolomorphicEP(Rule):
             raise ValueError(f"N must be an integer >= 2 (2 is centered EP), got {self.N}")
         if not self.radius > 0:
             raise ValueError(f"radius must be > 0, got {self.radius}")
+        low = resolve(self.relax_dtype) in (torch.bfloat16, torch.float16)
+        if low and any(b.imag != 0 for b in cauchy_points(int(self.N), 1.0)):
+            raise ValueError(
+                f"hep: relax_dtype={self.relax_dtype!r} cannot be honoured with N={self.N} complex nudges "
+                f"(torch has no 16-bit complex type for these operations); use relax_dtype='float32' or None, "
+                f"or N=2 (real nudges +-radius)"
+            )
 
     def check_model(self, model):
         super().check_model(model)
@@ -115,10 +126,10 @@ class HolomorphicEP(Rule):
         return [state], [beta], [w]
 
     def estimate(self, model, x, y):
-        self.check_model(model)
-        ctx = model.context(x)
-        free = self.free_phase(model, x, ctx)
-        states, betas, weights = self.nudged_states(model, x, y, ctx, free)
+        system, ctx, free = self.settle(model, x)
+        states, betas, weights = self.nudged_states(system, x, y, ctx, free)
+        free.state = cast_state(free.state, model)
+        states = [cast_state(s, model) for s in states]
         if self.batched:
             N = int(self.N)
             xs, ys, anchor = _repeat(x, N), _repeat(y, N), [_repeat(s, N) for s in free.state]

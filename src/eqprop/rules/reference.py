@@ -1,12 +1,18 @@
 """The exact gradients every estimator is checked against.
 
-- ``BPTT``: backpropagation through the unrolled relaxation. The first
-  ``free_steps - backprop_steps`` sweeps run without a graph, the last ``backprop_steps`` with
-  one ("truncated BPTT", TBP, in the comparative study); ``backprop_steps=None`` unrolls all.
+- ``BPTT``: backpropagation through the last ``backprop_steps`` sweeps of the free relaxation
+  (truncated BPTT, "TBP" in the comparative study): the first ``free_steps - backprop_steps``
+  sweeps run without a graph, the last ``backprop_steps`` with one. ``backprop_steps=None`` is
+  full BPTT, through every sweep of the relaxation. On a sequence model (HSSM) it is autograd
+  through every time step.
 - ``RBP``: recurrent backprop (Almeida-Pineda), i.e. implicit differentiation at the free fixed
   point ``s* = f(s*)`` of the sweep map ``f``: solve ``lambda = dC/ds + J^T lambda`` with
   ``J = df/ds(s*)`` by fixed-point iteration, then ``dL/dtheta = (df/dtheta)^T lambda + dC/dtheta``.
   It is exact for converged relaxations whatever the mode, since the fixed point is the same.
+
+``relax_dtype``: RBP settles the free phase on the low-precision copy and solves the adjoint at
+that state on the master weights; BPTT runs the sweeps it does not differentiate on the copy (so
+it needs ``backprop_steps``: full BPTT differentiates every sweep, in the parameters' dtype).
 """
 from __future__ import annotations
 
@@ -15,30 +21,52 @@ from typing import ClassVar
 
 import torch
 
-from ..dynamics import relax, sweep
-from .base import Rule, as_grad_dict, trainable
+from ..dynamics import iterate, relax, sweep
+from ..precision import cast_state
+from .base import RelaxationRule, as_grad_dict, trainable
 from .sequence import is_sequence_model, sequence_bptt, sequence_infer
 
 
 @dataclass
-class BPTT(Rule):
-    """Backprop through the last ``backprop_steps`` sweeps of the free relaxation."""
+class BPTT(RelaxationRule):
+    """Backpropagation through time, truncated to the last ``backprop_steps`` sweeps of the free
+    relaxation; ``backprop_steps=None`` (default) is full BPTT through all ``free_steps`` sweeps.
+
+    On a sequence model (``HSSM``): autograd through every time step (the relaxation settings
+    are then unused).
+    """
 
     name: ClassVar[str] = "bptt"
     backprop_steps: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.backprop_steps is not None and self.backprop_steps < 1:
+            raise ValueError(f"backprop_steps must be >= 1 (or None: full BPTT), got {self.backprop_steps}")
+        if self.relax_dtype is not None and self.backprop_steps is None:
+            raise ValueError(
+                f"bptt: relax_dtype={self.relax_dtype!r} applies to the sweeps BPTT does not differentiate, "
+                f"and full BPTT (backprop_steps=None) differentiates all of them in the parameters' dtype; "
+                f"set backprop_steps (truncated BPTT) or leave relax_dtype unset"
+            )
 
     def estimate(self, model, x, y):
         if is_sequence_model(model):  # sequence models (HSSM): autograd through every time step
             return sequence_bptt(model, x, y)
         k = self.free_steps if self.backprop_steps is None else min(self.backprop_steps, self.free_steps)
         params = [p for _, p in trainable(model)]
-        start = relax(model, x, steps=self.free_steps - k, mode=self.mode, tol=self.tol)
+        system = self.relaxer(model)
+        start = relax(system, x, steps=self.free_steps - k, mode=self.mode, tol=self.tol)
         with torch.enable_grad():
             ctx = model.context(x)
-            state = [s.detach() for s in start.state]
+            state = [s.detach() for s in cast_state(start.state, model)]
             free = relax(model, x, state, steps=k, mode=self.mode, ctx=ctx, track_graph=True)
             loss = model.cost(free.state, y).mean()
+            if not loss.requires_grad:
+                raise ValueError(_not_differentiable(model, "bptt"))
             grads = torch.autograd.grad(loss, params, allow_unused=True)
+        if params and all(g is None for g in grads):
+            raise ValueError(_not_differentiable(model, "bptt"))
         return as_grad_dict(model, grads), self.result(model, y, free, backprop_steps=k)
 
     def check_model(self, model) -> None:
@@ -52,7 +80,7 @@ class BPTT(Rule):
 
 
 @dataclass
-class RBP(Rule):
+class RBP(RelaxationRule):
     """Implicit differentiation at the free fixed point (recurrent backprop).
 
     adjoint_steps: iterations of the adjoint fixed point (default: ``free_steps``).
@@ -65,30 +93,42 @@ class RBP(Rule):
 
     def estimate(self, model, x, y):
         params = [p for _, p in trainable(model)]
-        free = self.free_phase(model, x, model.context(x))
+        _, _, free = self.settle(model, x)
         tol = self.tol if self.adjoint_tol is None else self.adjoint_tol
         steps = self.free_steps if self.adjoint_steps is None else self.adjoint_steps
         with torch.enable_grad():
             ctx = model.context(x)  # with the graph to the input couplings
-            s = [t.detach().requires_grad_(True) for t in free.state]
+            s = [t.detach().requires_grad_(True) for t in cast_state(free.state, model)]
             fs = sweep(model, s, ctx, self.mode)
+            if not any(t.requires_grad for t in fs):
+                raise ValueError(_not_differentiable(model, "rbp"))
             cost = model.cost(s, y).mean()
             dc_ds = _grads(cost, s)
             dc_dtheta = torch.autograd.grad(cost, params, retain_graph=True, allow_unused=True)
-            lam, done, change = dc_ds, 0, float("nan")
-            for done in range(1, steps + 1):
-                jt_lam = _grads(fs, s, lam)
-                new = [c + j for c, j in zip(dc_ds, jt_lam)]
-                change = max(float((a - b).abs().max()) for a, b in zip(new, lam))
-                lam = new
-                if tol is not None and change <= tol:
-                    break
+            lam, done, change = adjoint(fs, s, dc_ds, steps, tol)
             f_theta = torch.autograd.grad(fs, params, grad_outputs=lam, allow_unused=True)
+        if params and all(g is None for g in f_theta):  # the sweep does not depend on theta: never zeros
+            raise ValueError(_not_differentiable(model, "rbp"))
         grads = [
             None if a is None and b is None else (0 if a is None else a) + (0 if b is None else b)
             for a, b in zip(f_theta, dc_dtheta)
         ]
         return as_grad_dict(model, grads), self.result(model, y, free, adjoint_steps=done, adjoint_change=change)
+
+
+def adjoint(fs, s, rhs, steps: int, tol: float | None):
+    """Solve ``lambda = rhs + J^T lambda`` (``J = dfs/ds``, graph kept) by fixed-point iteration
+    from ``lambda = rhs``; returns ``(lambda, iterations, last change)``."""
+    return iterate(lambda lam: [c + j for c, j in zip(rhs, _grads(fs, s, lam))], rhs, steps, tol, measure=True)
+
+
+def _not_differentiable(model, rule: str) -> str:
+    return (
+        f"{rule}: one sweep of {type(model).__name__} carries no autograd graph to the state and the "
+        f"parameters, so its gradient would be zero. layer_update must be differentiable when grad mode "
+        f"is on (e.g. no .detach() or torch.no_grad inside; an autograd update needs create_graph="
+        f"torch.is_grad_enabled(), as EnergyModel.autograd_layer_update does)"
+    )
 
 
 def _grads(outputs, inputs, grad_outputs=None):

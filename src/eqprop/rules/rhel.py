@@ -33,6 +33,10 @@ parallel): memory is ``O(chunk)``, flat in the sequence length.
 ``eps`` is measured in units of one sample's error at one step: the kicks are
 ``eps * B * T' * dL/dy_t`` (``T' = T`` for mean pooling and sequence outputs, 1 for ``last``),
 which keeps the echoes' deviation well above float32 rounding whatever the batch and length.
+
+RHEL asks the model for its readout's pooling and loss (``pool_weights``, ``pool_features``,
+``pool_grad``, ``step_losses``, ``loss``, ``error_steps``: the same methods ``HSSM.forward`` and
+``predict_loss`` use), so the two can never disagree.
 """
 from __future__ import annotations
 
@@ -61,7 +65,6 @@ class RHEL(Rule):
     parallel: bool = True
 
     def __post_init__(self):
-        super().__post_init__()
         if not self.eps > 0:
             raise ValueError(f"RHEL needs eps > 0, got {self.eps}")
         if self.chunk is not None and self.chunk < 1:
@@ -75,11 +78,10 @@ class RHEL(Rule):
             )
 
     def infer(self, model, x, y, steps=None) -> StepResult:
-        self.check_model(model)
+        """One forward pass (``steps`` is unused: nothing relaxes)."""
         return sequence_infer(model, x, y)
 
     def estimate(self, model, x, y):
-        self.check_model(model)
         blocks = list(model.blocks)
         L = len(blocks)
         named = trainable(model)
@@ -97,9 +99,9 @@ class RHEL(Rule):
         K = T if self.chunk is None else min(self.chunk, T)
         chunks = [(c0, min(c0 + K, T)) for c0 in range(0, T, K)]
         par = self.parallel
-        maskf = mask.to(x.dtype)
-        seq_out = model.pool == "none"
-        scale = float(B * (1 if model.pool == "last" else T))
+        weights = model.pool_weights(mask, lengths)  # (B, T) pooling weights; None: sequence outputs
+        seq_out = weights is None
+        scale = float(B * model.error_steps(T))
         eps = self.eps
 
         # ---- pass 1: forward, keeping only the final states (and the pooled features) ----
@@ -114,15 +116,9 @@ class RHEL(Rule):
                     ys, ws, _ = blk.hru.trajectory(blk.hru.drive(u, coefs[i]), *state[i], coef=coefs[i], parallel=par)
                     state[i] = (ys[:, -1], ws[:, -1])
                     h = blk.post(h, ys, u, coefs[i])
-                if model.pool == "mean":
-                    part = (h * maskf[:, c0:c1, None]).sum(1)
+                if not seq_out:
+                    part = model.pool_features(h, weights[:, c0:c1])
                     feat = part if feat is None else feat + part
-                elif model.pool == "last":
-                    feat = torch.zeros_like(h[:, 0]) if feat is None else feat
-                    pick = (lengths - 1 >= c0) & (lengths - 1 < c1)
-                    if bool(pick.any()):
-                        rows = pick.nonzero().squeeze(1)
-                        feat[rows] = h[rows, lengths[rows] - 1 - c0]
 
         # ---- the readout's error at every step: dL/dh_t for the top block's output h_t ----
         head = list(model.readout.parameters())
@@ -130,23 +126,16 @@ class RHEL(Rule):
         outputs = []
         if not seq_out:
             with torch.enable_grad():
-                if model.pool == "mean":
-                    feat = feat / lengths[:, None].to(x.dtype)
                 f = feat.detach().requires_grad_(True)
                 out = model.readout(f)
                 loss_total = model.loss(out, y)
                 g_feat, *g_head = torch.autograd.grad(loss_total, [f, *head], allow_unused=True)
             accumulate(head, g_head)
-            if model.pool == "mean":
-                step_weight = maskf / lengths[:, None].to(x.dtype)  # (B, T)
-            else:
-                step_weight = torch.nn.functional.one_hot(lengths - 1, T).to(x.dtype)
             outputs = [out.detach()]
 
         # ---- passes 2+3: the echoes, chunk by chunk from the end --------------------------
         free = [(yT, wT) for yT, wT in state]                       # forward orientation
         echo = [(torch.cat([yT, yT]), torch.cat([-wT, -wT])) for yT, wT in state]  # (+, -) batch
-        seq_len = mask.sum(1).to(x.dtype)
         for c0, c1 in reversed(chunks):
             xs, ys_free, us = [], [], []
             with torch.no_grad():
@@ -168,17 +157,13 @@ class RHEL(Rule):
                 with torch.enable_grad():
                     ht = h.detach().requires_grad_(True)
                     out = model.readout(ht)
-                    w = maskf[:, c0:c1] / seq_len[:, None] / B
-                    target = y[:, c0:c1].to(out.dtype)
-                    target = torch.where(mask[:, c0:c1, None], target, torch.zeros_like(target))  # NaN on padding
-                    err = 0.5 * (out - target).square().sum(-1)
-                    loss_c = (err * w).sum()
+                    loss_c = model.step_losses(out, y[:, c0:c1], mask[:, c0:c1], lengths).sum()
                     g, *g_head = torch.autograd.grad(loss_c, [ht, *head], allow_unused=True)
                 accumulate(head, g_head)
                 loss_total = loss_total + loss_c.detach()
                 outputs.append(out.detach())
             else:
-                g = g_feat[:, None, :] * step_weight[:, c0:c1, None]
+                g = model.pool_grad(g_feat, weights[:, c0:c1])
             # top-down: each block's echo pair, then its input error to the block below
             for i in reversed(range(L)):
                 blk = blocks[i]
