@@ -16,9 +16,9 @@ from tests.conftest import make_net
 
 RELAX = ["free_steps", "mode", "tol", "relax_dtype", "eval_steps"]
 FIELDS = {
-    EP: RELAX + ["beta", "nudge_steps", "variant"],
-    CpL: RELAX + ["beta", "nudge_steps", "variant"],
-    CL: RELAX + ["nudge_steps"],
+    EP: RELAX + ["warm_start", "beta", "nudge_steps", "variant"],  # warm_start: the WarmStart callback's
+    CpL: RELAX + ["warm_start", "beta", "nudge_steps", "variant"],
+    CL: RELAX + ["warm_start", "nudge_steps"],
     BPTT: RELAX + ["backprop_steps"],
     RBP: RELAX + ["adjoint_steps", "adjoint_tol"],
     HolomorphicEP: RELAX + ["N", "radius", "nudge_steps", "batched"],
