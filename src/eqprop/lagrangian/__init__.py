@@ -4,8 +4,9 @@ See docs/glep.md. ``system`` (the interface, costs, tasks), ``integrator`` (Stor
 action, the echo), ``oscillators`` (a quartic chain, the HRU as a system), ``glep`` (the
 estimators for the three boundary conditions), ``heb`` (Kerr-cavity lattice, HEB).
 """
-from .glep import (PFVP, ConstantInitialValue, FixedEndpoints, GLEPResult, bvp_reference_gradients,
+from .glep import (ESTIMATORS, PFVP, ConstantInitialValue, FixedEndpoints, GLEPResult, bvp_reference_gradients,
                    final_state_tangents, initial_state_correction, reference_gradients, relative_error, solve_bvp)
+from .heb import HEB, KerrLattice, echo_gradient, heb_displacement, train_xor
 from .integrator import action, echo, integrate, step, step_action, total_cost
 from .oscillators import HRUSystem, QuarticChain
 from .system import LagrangianSystem, LinearCost, NodeCost, SquaredError, Task
@@ -13,6 +14,7 @@ from .system import LagrangianSystem, LinearCost, NodeCost, SquaredError, Task
 __all__ = [
     "LagrangianSystem", "Task", "NodeCost", "SquaredError", "LinearCost", "QuarticChain", "HRUSystem",
     "step", "step_action", "action", "integrate", "echo", "total_cost",
-    "PFVP", "ConstantInitialValue", "FixedEndpoints", "GLEPResult", "reference_gradients",
+    "ESTIMATORS", "PFVP", "ConstantInitialValue", "FixedEndpoints", "GLEPResult", "reference_gradients",
     "bvp_reference_gradients", "solve_bvp", "final_state_tangents", "initial_state_correction", "relative_error",
+    "KerrLattice", "HEB", "heb_displacement", "echo_gradient", "train_xor",
 ]

@@ -54,6 +54,17 @@ class GLEPResult:
     stats: dict = field(default_factory=dict)
 
 
+class _WritesGrad:
+    """``step(system, task, ...)``: estimate and add the gradients to each parameter's ``.grad``
+    (like ``loss.backward()``; then any torch optimizer), returning the :class:`GLEPResult`."""
+
+    def step(self, system, task, *args, **kw) -> "GLEPResult":
+        grads, result = self.estimate(system, task, *args, **kw)
+        for n, p in _params(system):
+            p.grad = grads[n].clone() if p.grad is None else p.grad.add_(grads[n])
+        return result
+
+
 def _params(system) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in system.named_parameters() if p.requires_grad]
 
@@ -129,7 +140,7 @@ def initial_state_correction(system, task: Task, q0_grad, p0_grad) -> dict[str, 
 
 
 @dataclass
-class PFVP:
+class PFVP(_WritesGrad):
     """Parametric final value (the echo; Hamiltonian echo learning).
 
     beta: nudging strength (the echoes' kicks are ``+-beta dt dc_k/dq``); variant: "central"
@@ -190,7 +201,7 @@ class _FinalState(nn.Module):
 
 
 @dataclass
-class ConstantInitialValue:
+class ConstantInitialValue(_WritesGrad):
     """Nudged runs from the free run's initial state, integrated forward.
 
     residual: add the final-time boundary term, which needs the tangents ``dq_N/dtheta``,
@@ -269,7 +280,7 @@ def solve_bvp(system, task: Task, q_last: torch.Tensor, beta: float = 0.0, init:
 
 
 @dataclass
-class FixedEndpoints:
+class FixedEndpoints(_WritesGrad):
     """Nudged runs with both ends clamped (``q_0`` from the task, ``q_N`` given): bulk term only.
 
     The model is the boundary-value problem ``q(theta) = argstat S`` with those ends, not the
@@ -356,3 +367,7 @@ def relative_error(g: dict, ref: dict) -> float:
     num = sum(float((g[n] - ref[n]).square().sum()) for n in ref)
     den = sum(float(ref[n].square().sum()) for n in ref)
     return (num / den) ** 0.5
+
+
+ESTIMATORS = {"pfvp": PFVP, "constant-initial-value": ConstantInitialValue, "fixed-endpoints": FixedEndpoints}
+"""The GLEP estimators by boundary condition (for registries)."""
