@@ -117,7 +117,8 @@ def _free_loss(system, task):
 
     with torch.no_grad():
         qN, PN, _ = integrate(system, task, observe=observe)
-    return qN, PN, system.dt * torch.stack(acc).sum()
+    loss = system.dt * torch.stack(acc).sum() if acc else torch.zeros((), dtype=qN.dtype)
+    return qN, PN, loss
 
 
 def initial_state_correction(system, task: Task, q0_grad, p0_grad) -> dict[str, torch.Tensor]:
