@@ -77,6 +77,8 @@ class _ActionGradient:
     """Accumulates ``sum_b w_b dS/dtheta`` (positions fixed) step by step: O(1) memory in N."""
 
     def __init__(self, system, u, weights):
+        if system.scheme == "dkd" and system.mass().requires_grad:
+            raise ValueError("scheme 'dkd' sums only -dt dV/dtheta: a trained mass needs scheme 'kdk'")
         self.system, self.u, self.w = system, u, weights
         self.named = _params(system)
         self.total = [torch.zeros_like(p) for _, p in self.named]

@@ -38,7 +38,6 @@ gradient estimate becomes a central difference (error O(eta^2) instead of O(eta)
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
