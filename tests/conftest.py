@@ -56,6 +56,17 @@ def pytest_runtest_setup(item):
                 pytest.skip(reason)
 
 
+def float64_one_thread():
+    """Compute in float64 (the truth tests check against) on one torch thread; restores both.
+    Folders whose tests all want this make it autouse in their conftest."""
+    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(old_dtype)
+    torch.set_num_threads(old_threads)
+
+
 @pytest.fixture
 def tiny_batch():
     """A random float64 batch for a [12, 10, 8, 4] network: x (6, 12) in [0, 1], y (6,)."""

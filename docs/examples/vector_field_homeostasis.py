@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from eqprop import Callback
 from eqprop.config import load_config

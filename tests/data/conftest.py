@@ -141,3 +141,19 @@ def cifar10_train():
 @pytest.fixture(scope="session")
 def cifar10_test():
     return load_dataset("cifar10", "test")
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """cwd in an empty folder, no EQPROP_DATA, an empty per-user folder, a private cache, no system
+    Fashion-MNIST: only a ``root`` given explicitly is searched."""
+    from eqprop.data import registry
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("EQPROP_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EQPROP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-such-system-dir")
+    return tmp_path

@@ -18,19 +18,6 @@ from eqprop.data.image_folder import read_image_folder_tar
 from eqprop.data.timeseries import TsFormatError, align_classes, read_ts
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """cwd in an empty folder, no EQPROP_DATA, no per-user folder, no system Fashion-MNIST, a private cache."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("EQPROP_DATA", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EQPROP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-such-system-dir")
-    return tmp_path
-
-
 # -- UEA/UCR .ts ----------------------------------------------------------------------------------
 
 def ts_text(classes, rows, dims=2):

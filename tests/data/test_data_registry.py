@@ -9,20 +9,6 @@ from eqprop.data import DataError, Dataset, DatasetNotFoundError, available_data
 from eqprop.data import registry
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """cwd in an empty tmp dir, no EQPROP_DATA, an empty per-user folder, a private cache, no system
-    Fashion-MNIST: only `root` is searched."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("EQPROP_DATA", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EQPROP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-such-system-dir")
-    return tmp_path
-
-
 def write_mnist_like(directory, write_idx_file, n_train=5, n_test=3, gz=True):
     rng = np.random.default_rng(0)
     truth = {}

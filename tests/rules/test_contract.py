@@ -6,12 +6,11 @@ import math
 import pytest
 import torch
 
-import eqprop
 from eqprop.dynamics import iterate, relax
 from eqprop.models import FFEBM, HSSM, HopfieldBlock, HopfieldMLP
 from eqprop.precision import cast_state, relaxation_copy
 from eqprop.rules import BPTT, CL, EP, RBP, RHEL, ContinualEP, CpL, FFEBMEP, FFEBMImplicit, HolomorphicEP
-from eqprop.rules.base import RelaxationRule, Rule
+from eqprop.rules.base import RelaxationRule
 from tests.conftest import make_net
 
 RELAX = ["free_steps", "mode", "tol", "relax_dtype", "eval_steps"]
