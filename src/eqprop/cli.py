@@ -51,11 +51,18 @@ def cmd_train(args) -> int:
 def _batch(cfg, n: int, checkpoint: str | None = None):
     """A model built from ``cfg`` (weights from ``checkpoint`` if given) and ``n`` test samples."""
     from .config import entry
-    from .training.data import load_data
+    from .data import Dataset
+    from .training.data import as_tensors, load_split, num_classes_of
 
     if n < 1:
         raise ValueError(f"--batch must be >= 1, got {n}")
-    _, (x, y), num_classes = load_data({**cfg.data, "test_subset": n})
+    test = load_split(cfg.data, "test")  # the first n test samples (the training split is not read)
+    if isinstance(test, Dataset):
+        num_classes, test = test.num_classes, test.subset(n)
+        x, y = as_tensors(test)
+    else:
+        x, y = (t[:n] for t in as_tensors(test))
+        num_classes = num_classes_of(y)
     torch.manual_seed(cfg.run["seed"])
     model = entry("model", cfg.model).build(cfg.settings("model"), input_shape=tuple(x.shape[1:]), num_outputs=num_classes)
     if checkpoint:

@@ -91,7 +91,10 @@ class Entry:
             if k in settings:
                 out[k] = coerce(f"{section}.{k}", settings[k], s.type)
             elif not s.required:
-                out[k] = s.default
+                try:  # defaults in the declared form too (a tuple default of a list setting -> list)
+                    out[k] = coerce(f"{section}.{k}", s.default, s.type) if s.default is not None else None
+                except ConfigError:
+                    out[k] = s.default
             else:
                 raise ConfigError(f"{section} {self.name!r} needs the setting {section}.{k}")
         return out

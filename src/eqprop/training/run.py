@@ -13,7 +13,8 @@ class RunConfig:
     device: cpu | cuda | cuda:N | auto. dtype: float32 | float64 (parameters and data).
     out: the run folder; ``{data}``, ``{model}``, ``{rule}``, ``{seed}`` are filled in.
     resume: continue from ``out/checkpoint.pt`` when it exists.
-    progress: tqdm progress bars. max_loss: a loss above this (or NaN) stops the run as diverged.
+    progress: tqdm progress bars. max_loss: a loss above this (or NaN) stops the run as diverged;
+    max_weight: so does a weight of larger magnitude (a blow-up whose loss stays bounded).
     eval_batch_size: samples per evaluation batch.
     log_every: also log per-step metrics (``steps.jsonl``) every N batches (0: per epoch only).
     loggers: any of jsonl (metrics.jsonl), csv (metrics.csv), tensorboard (needs the extra).
@@ -28,6 +29,7 @@ class RunConfig:
     resume: bool = True
     progress: bool = True
     max_loss: float = 1e6
+    max_weight: float = 1e6
     eval_batch_size: int = 1000
     log_every: int = 0
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])

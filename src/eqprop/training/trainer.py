@@ -300,7 +300,7 @@ class Trainer:
     def _check_weights(self) -> None:
         """Non-finite or exploding weights (a blow-up whose loss stays bounded) end the run."""
         biggest = max((float(p.detach().abs().max()) for p in self.model.parameters() if p.numel()), default=0.0)
-        if not math.isfinite(biggest) or biggest > 1e6:
+        if not math.isfinite(biggest) or biggest > self.run.max_weight:
             raise self._diverged(f"epoch {self.epoch + 1}: the weights reached |w| = {biggest:.3g}")
 
     def _check_collapse(self, acc) -> None:
