@@ -88,6 +88,8 @@ def cmd_gradcheck(args) -> int:
         make_rule(r)  # unknown names fail here, listing the valid ones
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if not args.tol >= 0:
+        raise ValueError(f"--tol must be >= 0, got {args.tol}")
     model, x, y = _batch(cfg, args.batch, args.checkpoint)
     reference = args.reference or _reference_for(model)
     make_rule(reference)
@@ -111,6 +113,8 @@ def cmd_gdu(args) -> int:
     cfg = _config(args)
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if not (args.beta > 0 and args.beta < float("inf")):
+        raise ValueError(f"--beta (the GDU nudge) must be > 0 and finite, got {args.beta}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out!r} is a file; give a folder")

@@ -42,6 +42,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {str(path)!r} not found")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes); delete it to start afresh")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one lacks its directory
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a checkpoint (not a torch.save zip "
+                              f"archive); delete it (or use another run.out) to start afresh")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
