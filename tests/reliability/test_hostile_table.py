@@ -221,7 +221,8 @@ class Case:
     rc: int = 2
     setup: Callable | None = None
     env: dict = field(default_factory=dict)   # environment variables (EQPROP_DATA -> {root} etc.)
-    on_run: bool = False          # the row points at an existing run: it must stay byte-identical
+    on_run: bool | str = False    # the row points at an existing run: it must stay byte-identical
+    #                               ("checkpoint": its checkpoint and metrics; "moved": moved aside intact)
     cuda: bool | None = None      # run only when torch.cuda.is_available() == cuda
 
 
@@ -377,6 +378,10 @@ CASES = [
     # -- divergence (documented: exit 2, the last good checkpoint kept) --
     Case("lr=1e30 diverges", [*TRAIN, "optim.lr=1e30", "run.out={tmp}/o"], r"training diverged at .*Lower the learning rate"),
     Case("max_loss tiny", [*TRAIN, "run.max_loss=1e-9", "run.out={tmp}/o"], r"training diverged at epoch 1, batch 1"),
+    Case("resume=false, lr=nan: old run untouched", [*ON_RUN, "run.resume=false", "optim.lr=.nan"],
+         r"optim\.lr must be finite and >= 0, got nan", on_run=True),
+    Case("resume=false, then diverges: old run moved aside intact", [*ON_RUN, "run.resume=false", "optim.lr=1e30"],
+         r"moved to .*run\.old-(.|\n)*training diverged", on_run="moved"),
     Case("resume diverges: checkpoint kept", [*ON_RUN, "run.epochs=2", "optim.lr=1e30"], r"training diverged at .*last good checkpoint \(epoch 1\)",
          on_run="checkpoint"),
     # -- compare --
@@ -415,6 +420,10 @@ def test_hostile(case: Case, run_copy, tmp_path, monkeypatch):
         assert re.search(r"^eqprop: error: |^usage: eqprop", out, re.M), out
         assert "internal error" not in out, out
     after = snapshot(run_copy)
+    if case.on_run == "moved":  # run.resume=false: the earlier run is moved aside, never deleted
+        (aside,) = run_copy.parent.glob("run.old-*")
+        assert snapshot(aside) == before
+        return
     if case.on_run == "checkpoint":  # a resumed run that diverged: the last good epoch is kept
         for name in ("checkpoint.pt", "metrics.jsonl"):
             assert after[name] == before[name], name

@@ -226,7 +226,9 @@ class Trainer:
         for section in ("rule", "optim", "run"):
             for k in sorted(set(old.get(section, {})) | set(new.get(section, {}))):
                 a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
-                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume")):
+                # run.out: a run folder moved or copied elsewhere is still the same run
+                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume"),
+                                                   ("run", "out")):
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
