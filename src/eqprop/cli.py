@@ -62,11 +62,17 @@ def _batch(cfg, n: int, checkpoint: str | None = None):
         from .training import load_checkpoint
 
         state = load_checkpoint(checkpoint)["model"]
+        mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        theirs = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+        diff = [f"{k} {theirs.get(k)} (this config: {mine.get(k)})" for k in sorted(set(mine) | set(theirs))
+                if mine.get(k) != theirs.get(k)]
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            raise ValueError(f"--checkpoint {checkpoint} was made for another model: {str(e).splitlines()[0]} "
-                             f"(give the run's own config.yaml)") from None
+            diff = diff or [str(e).splitlines()[0]]
+        if diff:
+            raise ValueError(f"--checkpoint {checkpoint} was made for another model: {'; '.join(diff[:5])} "
+                             f"(give the run's own config.yaml)")
     return model, x, y
 
 

@@ -344,9 +344,9 @@ CASES = [
     Case("gradcheck unknown rule", [*GC, "--rules", "ep-centered,magic"], r"unknown rule 'magic'"),
     Case("gradcheck unknown reference", [*GC, "--reference", "oracle"], r"unknown rule 'oracle'"),
     Case("gradcheck --checkpoint missing", [*GC, "--checkpoint", "{tmp}/none.pt"], r"checkpoint '.*none\.pt' not found"),
-    Case("gradcheck --checkpoint other arch", [*GC, "--checkpoint", "{tmp}/other/checkpoint.pt"], r"was made for another model", setup=other_arch_ckpt),
+    Case("gradcheck --checkpoint other arch", [*GC, "--checkpoint", "{tmp}/other/checkpoint.pt"], r"was made for another model: layers\.0\.bias \(32,\) \(this config: \(16,\)\); layers\.0\.weight \(32, 784\)", setup=other_arch_ckpt),
     Case("gradcheck --checkpoint truncated", [*GC, "--checkpoint", "{run}/checkpoint.pt"], r"truncated or not a checkpoint", setup=truncate_ckpt, on_run=True),
-    Case("gradcheck --checkpoint a folder", [*GC, "--checkpoint", "{run}"], r"checkpoint '.*' not found|is a folder", on_run=True),
+    Case("gradcheck --checkpoint a folder", [*GC, "--checkpoint", "{run}"], r"checkpoint '.*run' is a folder; give the file \(e\.g\. '.*run/checkpoint\.pt'\)", on_run=True),
     Case("gradcheck --batch abc", [*GC, "--batch", "abc"], r"argument --batch: invalid int value: 'abc'"),
     # -- gdu --
     Case("gdu --steps 0", [*GDU[:2], *T, "--steps", "0"], r"--steps must be >= 1, got 0"),
@@ -355,7 +355,7 @@ CASES = [
     Case("gdu --out a file", [*GDU[:-2], "--out", "{file}"], r"--out '.*file' is a file; give a folder", setup=a_file),
     Case("gdu --checkpoint missing", [*GDU, "--checkpoint", "{tmp}/none.pt"], r"checkpoint '.*none\.pt' not found"),
     Case("gdu --checkpoint empty", [*GDU, "--checkpoint", "{run}/checkpoint.pt"], r"is empty \(0 bytes\)", setup=empty_ckpt, on_run=True),
-    Case("gdu --checkpoint other arch", [*GDU, "--checkpoint", "{tmp}/other/checkpoint.pt"], r"was made for another model", setup=other_arch_ckpt),
+    Case("gdu --checkpoint other arch", [*GDU, "--checkpoint", "{tmp}/other/checkpoint.pt"], r"was made for another model: layers\.0\.bias \(32,\) \(this config: \(16,\)\); layers\.0\.weight \(32, 784\)", setup=other_arch_ckpt),
     # -- damaged data files, through the CLI (a tmp data.root, or EQPROP_DATA) --
     Case("corrupt deflate in .gz", MNIST, r"train-images-idx3-ubyte\.gz: corrupt gzip file", setup=mnist_corrupt_deflate),
     Case("corrupt .gz via EQPROP_DATA", [*MNIST[:-7], "data.name=mnist", "data.train_subset=null", "data.test_subset=null", "run.batch_size=10", "run.out={tmp}/out"],
@@ -377,7 +377,7 @@ CASES = [
     Case("data download, unknown", ["data", "download", "imagenet-1k", "--root", "{tmp}"], r"no download source for 'imagenet-1k'"),
     # -- divergence (documented: exit 2, the last good checkpoint kept) --
     Case("lr=1e30 diverges", [*TRAIN, "optim.lr=1e30", "run.out={tmp}/o"], r"training diverged at .*Lower the learning rate"),
-    Case("max_loss tiny", [*TRAIN, "run.max_loss=1e-9", "run.out={tmp}/o"], r"training diverged at epoch 1, batch 1"),
+    Case("max_loss tiny", [*TRAIN, "run.max_loss=1e-9", "run.out={tmp}/o"], r"training diverged at epoch 1, batch 1: loss=2\.\d+ is above run\.max_loss=1e-09"),
     Case("resume=false, lr=nan: old run untouched", [*ON_RUN, "run.resume=false", "optim.lr=.nan"],
          r"optim\.lr must be finite and >= 0, got nan", on_run=True),
     Case("resume=false, then diverges: old run moved aside intact", [*ON_RUN, "run.resume=false", "optim.lr=1e30"],
@@ -438,7 +438,7 @@ def test_the_table_is_large():
 
 
 # A few representative rows again in a fresh interpreter: the real command prints no traceback.
-SUBPROCESS = ["YAML syntax error in file", "unknown device", "gradcheck --batch 0", "truncated checkpoint",
+SUBPROCESS = ["YAML syntax error in file", "truncated checkpoint",
               "corrupt deflate in .gz"]
 
 

@@ -38,6 +38,8 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder; give the file (e.g. {str(path / 'checkpoint.pt')!r})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} not found")
     if path.stat().st_size == 0:

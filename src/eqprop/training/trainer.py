@@ -294,12 +294,13 @@ class Trainer:
                                f"or the nudge (rule.beta), or raise rule.free_steps.")
 
     def _check_step(self, loss: float, where: str) -> None:
-        bad = not math.isfinite(loss) or loss > self.run.max_loss
-        if not bad:
-            finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
-            bad = bool(finite) and not bool(torch.stack(finite).all())  # one device sync per batch
-        if bad:
-            raise self._diverged(f"{where}: loss={loss} (or a gradient is NaN/inf)")
+        if not math.isfinite(loss):
+            raise self._diverged(f"{where}: loss={loss}")
+        if loss > self.run.max_loss:
+            raise self._diverged(f"{where}: loss={loss:.4g} is above run.max_loss={self.run.max_loss:g}")
+        finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
+        if finite and not bool(torch.stack(finite).all()):  # one device sync per batch
+            raise self._diverged(f"{where}: a gradient is NaN/inf (loss={loss:.4g})")
 
     def _check_weights(self) -> None:
         """Non-finite or exploding weights (a blow-up whose loss stays bounded) end the run."""
