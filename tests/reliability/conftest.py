@@ -36,7 +36,7 @@ def cli_subprocess(argv: list[str], env: dict | None = None, timeout: float = 12
     """The real ``eqprop`` command in a fresh interpreter: (exit code, stdout + stderr)."""
     full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), **(env or {})}
     full.pop("EQPROP_DEBUG", None)
-    p = subprocess.run([sys.executable, "-m", "eqprop.cli", *argv], capture_output=True, text=True, env=full,
+    p = subprocess.run([sys.executable, "-m", "eqprop.cli", *argv], check=False, capture_output=True, text=True, env=full,
                        timeout=timeout, cwd=str(REPO))
     return p.returncode, p.stdout + p.stderr
 

@@ -14,14 +14,13 @@ import gzip
 import io
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import CONFIG, TINY, cli, cli_subprocess, snapshot
 
 T = TINY  # shorthand in the table
@@ -417,7 +416,7 @@ def test_hostile(case: Case, run_copy, tmp_path, monkeypatch):
     assert rc == case.rc, out
     assert re.search(case.msg, out), f"expected /{case.msg}/ in:\n{out}"
     if case.rc == 2:
-        assert re.search(r"^eqprop: error: |^usage: eqprop", out, re.M), out
+        assert re.search(r"^eqprop: error: |^usage: eqprop", out, re.MULTILINE), out
         assert "internal error" not in out, out
     after = snapshot(run_copy)
     if case.on_run == "moved":  # run.resume=false: the earlier run is moved aside, never deleted
