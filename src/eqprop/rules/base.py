@@ -116,7 +116,11 @@ def check_nudge(name: str, value: float, dtype: torch.dtype = torch.float64) -> 
     nudged state would then equal the free one to rounding, and the estimate be rounding noise.
     Rules call it in ``__post_init__`` (float64, the finest dtype, so absurd values fail before any
     data is loaded) and again in ``check_model`` with the dtype actually used."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    try:
+        value = float(value)  # numpy and 0-d torch numbers too
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number > 0, got {value!r}") from None
+    if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be > 0 and finite (the variant sets the sign), got {value}")
     floor = 10 * torch.finfo(dtype).eps
     if value < floor:
