@@ -69,11 +69,17 @@ def _batch(cfg, n: int, checkpoint: str | None = None):
         from .training import load_checkpoint
 
         state = load_checkpoint(checkpoint)["model"]
+        mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        theirs = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+        diff = [f"{k} {theirs.get(k)} (this config: {mine.get(k)})" for k in sorted(set(mine) | set(theirs))
+                if mine.get(k) != theirs.get(k)]
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            raise ValueError(f"--checkpoint {checkpoint} was made for another model: {str(e).splitlines()[0]} "
-                             f"(give the run's own config.yaml)") from None
+            diff = diff or [str(e).splitlines()[0]]
+        if diff:
+            raise ValueError(f"--checkpoint {checkpoint} was made for another model: {'; '.join(diff[:5])} "
+                             f"(give the run's own config.yaml)")
     return model, x, y
 
 
@@ -95,6 +101,8 @@ def cmd_gradcheck(args) -> int:
         make_rule(r)  # unknown names fail here, listing the valid ones
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if not args.tol >= 0:
+        raise ValueError(f"--tol must be >= 0, got {args.tol}")
     model, x, y = _batch(cfg, args.batch, args.checkpoint)
     reference = args.reference or _reference_for(model)
     make_rule(reference)
@@ -118,6 +126,8 @@ def cmd_gdu(args) -> int:
     cfg = _config(args)
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if not (args.beta > 0 and args.beta < float("inf")):
+        raise ValueError(f"--beta (the GDU nudge) must be > 0 and finite, got {args.beta}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out!r} is a file; give a folder")

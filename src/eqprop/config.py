@@ -157,6 +157,7 @@ def config_from_dict(data: dict) -> Config:
     flat = [k for k in data if k not in SECTIONS]
     if flat:
         raise ConfigError(flat_config_message(data, flat))
+    _check_sections(data)
     return Config(**{s: resolve_section(s, dict(data.get(s) or DEFAULTS[s])) for s in SECTIONS})
 
 
@@ -181,9 +182,18 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def _check_sections(data: dict) -> None:
+    for s in SECTIONS:
+        v = data.get(s)
+        if v is not None and not isinstance(v, dict):
+            raise ConfigError(f"section {s!r} must be a mapping of settings (e.g. '{s}: {{name: ...}}'), "
+                              f"got {type(v).__name__} {v!r}")
+
+
 def merge(base: dict, overrides: dict) -> dict:
     """``base`` with ``overrides`` applied section by section. Changing a section's ``name``
     starts that section afresh (another component has other settings) unless settings come too."""
+    _check_sections(base)
     out = {s: dict(base.get(s) or {}) for s in SECTIONS}
     for section, values in overrides.items():
         if "name" in values and values["name"] != out[section].get("name"):

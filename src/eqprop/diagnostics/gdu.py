@@ -11,6 +11,7 @@ of prototypical form, and the match is approximate.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -69,6 +70,10 @@ class GDUResult:
 def gdu_check(model, x, y, beta: float = 1e-4, steps: int = 20, free_steps: int = 1000,
               tol: float | None = 1e-13, dtype: torch.dtype | None = torch.float64) -> GDUResult:
     """Run the GDU check on one batch; see the module docstring. Uses synchronous sweeps."""
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"--beta (the GDU nudge) must be > 0 and finite, got {beta}")
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
     m, x = cast_copy(model, x, dtype)
     ctx = m.context(x)
     free = relax(m, x, steps=free_steps, mode="sync", tol=tol, ctx=ctx).state

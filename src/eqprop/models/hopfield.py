@@ -68,7 +68,9 @@ class HopfieldMLP(EnergyModel):
         sizes = [int(s) for s in sizes]
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; valid outputs: {', '.join(OUTPUTS)}")
-        if len(sizes) < (3 if output == "ce" else 2) or min(sizes) < 1:
+        if min(sizes, default=1) < 1:
+            raise ValueError(f"every layer size must be >= 1 (model.hidden); got sizes {sizes}")
+        if len(sizes) < (3 if output == "ce" else 2):
             raise ValueError(
                 f"sizes must list the input size, the hidden sizes and the number of outputs "
                 f"(at least one hidden layer with output='ce'); got {sizes}"

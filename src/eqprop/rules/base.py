@@ -20,6 +20,7 @@ included: ``Rule.__init_subclass__`` wraps the two methods.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -107,6 +108,27 @@ def _checked(method):
 
     wrapper._checks_model = True
     return wrapper
+
+
+def check_nudge(name: str, value: float, dtype: torch.dtype = torch.float64) -> None:
+    """Refuse a nudge size (``beta``, ``radius``) that is not a finite number > 0, or that is below
+    10x the resolution (machine epsilon) of ``dtype``, the dtype the states are relaxed in: the
+    nudged state would then equal the free one to rounding, and the estimate be rounding noise.
+    Rules call it in ``__post_init__`` (float64, the finest dtype, so absurd values fail before any
+    data is loaded) and again in ``check_model`` with the dtype actually used."""
+    try:
+        value = float(value)  # numpy and 0-d torch numbers too
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number > 0, got {value!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be > 0 and finite (the variant sets the sign), got {value}")
+    floor = 10 * torch.finfo(dtype).eps
+    if value < floor:
+        raise ValueError(
+            f"{name}={value:g} is below 10x the {str(dtype).replace('torch.', '')} resolution "
+            f"({torch.finfo(dtype).eps:.3g}): the nudged state would equal the free one and the gradient "
+            f"would be rounding noise; use {name} >= {floor:.3g} (typically 0.01 to 0.5), or relax in float64"
+        )
 
 
 def require_relaxable(rule_name: str, model) -> None:
@@ -203,11 +225,24 @@ class RelaxationRule(Rule):
             raise ValueError(f"free_steps must be >= 1, got {self.free_steps}")
         if self.eval_steps is not None and self.eval_steps < 1:
             raise ValueError(f"eval_steps must be >= 1 (or None for free_steps), got {self.eval_steps}")
+        # the nudged / clamped phases' budget, for every relaxation rule that has one
+        if getattr(self, "nudge_steps", None) is not None and self.nudge_steps < 1:
+            raise ValueError(f"nudge_steps must be >= 1 (sweeps of each nudged phase), got {self.nudge_steps}")
+        if self.tol is not None and not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0 (or None: always run the full sweep budget), got {self.tol}")
         resolve(self.relax_dtype)  # unknown names raise here, not at the first batch
 
     def check_model(self, model) -> None:
         """The model must be one relaxable system (``layer_update``, ``context``, ...)."""
         require_relaxable(self.name, model)
+
+    def state_dtype(self, model) -> torch.dtype:
+        """The dtype the states are relaxed in: ``relax_dtype`` if set, else the parameters'."""
+        low = resolve(self.relax_dtype)
+        if low is not None:
+            return low
+        p = next(iter(model.parameters()), None)
+        return p.dtype if p is not None and p.is_floating_point() else torch.get_default_dtype()
 
     @torch.no_grad()
     def infer(self, model, x, y, steps: int | None = None) -> StepResult:

@@ -27,7 +27,7 @@ import torch
 
 from ..dynamics import Nudge, sweep
 from ..precision import cast_state
-from .base import RelaxationRule, energy_contrast, trainable
+from .base import RelaxationRule, check_nudge, energy_contrast, trainable
 
 
 def coupling_rates(model, lr: float | Sequence[float]) -> list[float]:
@@ -64,8 +64,11 @@ class ContinualEP(RelaxationRule):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        check_nudge("beta", self.beta)
+
+    def check_model(self, model):
+        super().check_model(model)
+        check_nudge("beta", self.beta, self.state_dtype(model))
 
     def run(self, model, x, y, record: bool = False):
         """The C-EP phases; weights are left *moved*. Returns (U, per-step Deltas or None, free)."""

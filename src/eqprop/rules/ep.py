@@ -24,7 +24,7 @@ import torch
 from ..dynamics import Clamp, Nudge, relax
 from ..models.base import one_hot_targets
 from ..precision import cast_state
-from .base import RelaxationRule, energy_contrast
+from .base import RelaxationRule, check_nudge, energy_contrast
 from .warm_start import WarmStartable
 
 VARIANTS = ("positive", "negative", "centered")
@@ -45,8 +45,11 @@ class _TwoPhase(WarmStartable, RelaxationRule):
             raise ValueError(
                 f"unknown {type(self).__name__} variant {self.variant!r}; valid: {', '.join(self.variants)}"
             )
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0 (the variant sets the sign), got {self.beta}")
+        check_nudge("beta", self.beta)
+
+    def check_model(self, model):
+        super().check_model(model)
+        check_nudge("beta", self.beta, self.state_dtype(model))
 
     def signs(self) -> tuple[int, ...]:
         """Signs of the perturbed phases: +1 and/or -1."""

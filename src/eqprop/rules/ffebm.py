@@ -30,7 +30,7 @@ import torch
 
 from ..dynamics import Nudge, relax, sweep
 from ..models.ffebm import FFEBM, is_energy_block
-from .base import RelaxationRule, StepResult
+from .base import RelaxationRule, StepResult, check_nudge
 from .reference import adjoint
 
 
@@ -59,8 +59,7 @@ class FFEBMEP(RelaxationRule):
         super().__post_init__()
         if self.variant not in ("positive", "negative", "centered"):
             raise ValueError(f"unknown ffebm variant {self.variant!r}; valid: positive, negative, centered")
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0 (the variant sets the sign), got {self.beta}")
+        check_nudge("beta", self.beta)
         if self.relax_dtype is not None:
             raise ValueError(f"{self.name}: relax_dtype={self.relax_dtype!r} is not supported for ff-EBM chains "
                              f"(their blocks relax in the parameters' dtype); leave relax_dtype unset")
@@ -69,6 +68,7 @@ class FFEBMEP(RelaxationRule):
         if not isinstance(model, FFEBM):
             raise ValueError(f"rule {self.name!r} trains chains of blocks (eqprop.models.FFEBM), "
                              f"not {type(model).__name__}; use ep-centered or rbp for a single system")
+        check_nudge("beta", self.beta, self.state_dtype(model))
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, model: FFEBM, x, steps: int | None = None) -> tuple[torch.Tensor, list[_Record]]:

@@ -27,7 +27,7 @@ import torch
 
 from ..dynamics import Nudge, relax
 from ..precision import cast_state, resolve
-from .base import RelaxationRule, weighted_contrast
+from .base import RelaxationRule, check_nudge, weighted_contrast
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128, torch.float16: torch.complex64,
             torch.bfloat16: torch.complex64}
@@ -85,8 +85,7 @@ class HolomorphicEP(RelaxationRule):
         super().__post_init__()
         if int(self.N) != self.N or self.N < 2:
             raise ValueError(f"N must be an integer >= 2 (2 is centered EP), got {self.N}")
-        if not self.radius > 0:
-            raise ValueError(f"radius must be > 0, got {self.radius}")
+        check_nudge("radius", self.radius)
         low = resolve(self.relax_dtype) in (torch.bfloat16, torch.float16)
         if low and any(b.imag != 0 for b in cauchy_points(int(self.N), 1.0)):
             raise ValueError(
@@ -98,6 +97,7 @@ class HolomorphicEP(RelaxationRule):
     def check_model(self, model):
         super().check_model(model)
         require_holomorphic(model)
+        check_nudge("radius", self.radius, self.state_dtype(model))
 
     def nudged_states(self, model, x, y, ctx, free) -> tuple[list, list, list]:
         """The ``N`` nudged equilibria: (states, nudges, weights), or one batched triple.

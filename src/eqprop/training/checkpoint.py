@@ -38,10 +38,15 @@ def save_checkpoint(obj: dict, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder; give the file (e.g. {str(path / 'checkpoint.pt')!r})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} not found")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes); delete it to start afresh")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one lacks its directory
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a checkpoint (not a torch.save zip "
+                              f"archive); delete it (or use another run.out) to start afresh")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

@@ -87,12 +87,12 @@ def load_split(data_cfg: dict, split: str):
 def load_data(data_cfg: dict):
     """``(train, test, num_classes)`` from a resolved ``data`` section: in-memory (x, y) pairs with
     the section's subsets and normalisation applied (statistics from the training split)."""
+    for key in ("train_subset", "test_subset"):  # before any file is read
+        if data_cfg.get(key) is not None and data_cfg[key] < 1:
+            raise ConfigError(f"data.{key} must be >= 1 (or null for the whole split), got {data_cfg[key]}")
     raw = {s: load_split(data_cfg, s) for s in ("train", "test")}
     classes = raw["train"].num_classes if isinstance(raw["train"], Dataset) else None
     out = {}
-    for key in ("train_subset", "test_subset"):
-        if data_cfg.get(key) is not None and data_cfg[key] < 1:
-            raise ConfigError(f"data.{key} must be >= 1 (or null for the whole split), got {data_cfg[key]}")
     for split, key in (("train", "train_subset"), ("test", "test_subset")):
         n = data_cfg.get(key)
         if isinstance(raw[split], Dataset):

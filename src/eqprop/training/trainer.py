@@ -119,9 +119,9 @@ class Trainer:
         self.run, self.config = run, config
         self.device, self.dtype = resolve_device(run.device), resolve_dtype(run.dtype)
         seed_everything(run.seed)
-        if hasattr(rule, "check_model"):
-            rule.check_model(model)
         self.model = model.to(device=self.device, dtype=self.dtype)
+        if hasattr(rule, "check_model"):  # after the cast: some checks depend on the dtype (beta's resolution)
+            rule.check_model(self.model)
         self.rule, self.optimizer = rule, optimizer
         self.train_loader, self.train = self._data(train_data, "train")
         self.test_loader, self.test = (None, None) if test_data is None else self._data(test_data, "test")
@@ -180,6 +180,7 @@ class Trainer:
         run.out = str(cfg.out_dir())
         check_run(run)
         resolve_device(run.device)
+        check_out(Path(run.out))  # before any data is loaded
         rule_entry = entry("rule", cfg.rule)
         rule = rule_entry.build(cfg.settings("rule"))
         train, test, num_classes = load_data(cfg.data)
@@ -190,6 +191,7 @@ class Trainer:
         model = entry("model", cfg.model).build(cfg.settings("model"), input_shape=tuple(train[0].shape[1:]),
                                                 num_outputs=num_classes)
         model = model.to(dtype=resolve_dtype(run.dtype))
+        rule.check_model(model)  # the model/rule pairing, before the optimizer and the run folder
         optimizer = build_optimizer(model, cfg.optim)
         extra = [Augment()] if cfg.data.get("augment") else []
         return cls(model, rule, optimizer, train, test, callbacks=[*extra, *callbacks],
@@ -224,7 +226,9 @@ class Trainer:
         for section in ("rule", "optim", "run"):
             for k in sorted(set(old.get(section, {})) | set(new.get(section, {}))):
                 a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
-                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume")):
+                # run.out: a run folder moved or copied elsewhere is still the same run
+                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume"),
+                                                   ("run", "out")):
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
@@ -290,12 +294,13 @@ class Trainer:
                                f"or the nudge (rule.beta), or raise rule.free_steps.")
 
     def _check_step(self, loss: float, where: str) -> None:
-        bad = not math.isfinite(loss) or loss > self.run.max_loss
-        if not bad:
-            finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
-            bad = bool(finite) and not bool(torch.stack(finite).all())  # one device sync per batch
-        if bad:
-            raise self._diverged(f"{where}: loss={loss} (or a gradient is NaN/inf)")
+        if not math.isfinite(loss):
+            raise self._diverged(f"{where}: loss={loss}")
+        if loss > self.run.max_loss:
+            raise self._diverged(f"{where}: loss={loss:.4g} is above run.max_loss={self.run.max_loss:g}")
+        finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
+        if finite and not bool(torch.stack(finite).all()):  # one device sync per batch
+            raise self._diverged(f"{where}: a gradient is NaN/inf (loss={loss:.4g})")
 
     def _check_weights(self) -> None:
         """Non-finite or exploding weights (a blow-up whose loss stays bounded) end the run."""
