@@ -1,0 +1,421 @@
+"""Weak-RESET HfOx RRAM: the compact device model of Majumdar et al. 2021 (REFERENCES §8).
+
+Every device carries a cumulative count ``n`` of weak-RESET pulses and a resistance
+
+    R = R0 exp(w),    w = w_mean(n) + w_RTN + alpha w_1/f
+
+- ``w_mean`` is piecewise linear in ``n``: slope ``m1`` up to ``n*``, then ``m2``, intercept ``c1``
+  (continuous at ``n*``): ``w_mean(n) = c1 + m1 n`` for ``n < n*``, else
+  ``c1 + m1 n* + m2 (n - n*)``.
+- ``w_RTN`` is random telegraph noise: a two-state Markov chain per device, advanced one step
+  per pulse (``P(0 -> 1) = 0.0008``, ``P(1 -> 0) = 0.002``); in the high state it adds an
+  amplitude ``A ~ U(0, a)`` (redrawn at each 0 -> 1 transition), with ``a ~ U(0, 0.5)`` drawn
+  once per device.
+- ``w_1/f`` is flicker (1/f) noise of unit variance, scaled by ``alpha = 0.025``. It comes from
+  a fractional (half-order) filter of white noise, ``H(f)^2 ~ 1/f``, realised in the parallel
+  first-order form: the sum of ``flicker_poles`` independent unit-variance AR(1) sections with
+  corner frequencies log-spaced over ``flicker_band`` (cycles per pulse), a superposition of
+  Lorentzians whose spectrum is 1/f inside the band (the McWhorter picture of traps with
+  spread-out time constants). The anchor code uses Kasdin's FIR coefficients of the same
+  fractional filter truncated at 15 taps; the parallel form holds the 1/f slope over several
+  decades with a few numbers per device and advances ``k`` pulses in closed form.
+- Device-to-device (D2D) variability: ``m1, n*, c1, m2, R0`` drawn once per device from
+  truncated distributions (``D2D_DISTRIBUTIONS``). With ``d2d`` off every device takes the
+  mean of each truncated distribution.
+
+Time is counted in pulses: the noise of a device advances only when it is pulsed (the model is
+one of cycle-to-cycle variation), so ``k`` pulses at once equal ``k`` single pulses in
+distribution; RTN and flicker sections are advanced ``k`` steps in closed form
+(``T^k`` of the two-state chain, ``rho^k`` of each AR(1) section), so an update costs the same
+whatever the pulse count. Everything is vectorised over all devices; the random numbers come
+from one ``torch.Generator`` on the devices' torch device.
+
+A synapse is a pair of devices (``RRAMPairs``): weight ``sign(R_1 - R_2)``; a signed update of
+``k`` pulses (rounded, clamped to ``+-max_pulses``) goes to device 1 when positive and to device 2
+when negative (weak RESET only raises resistance, so either sign is reachable).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import torch
+
+__all__ = [
+    "D2D_DISTRIBUTIONS", "D2D_PARAMS", "PRESETS", "RRAMArray", "RRAMConfig", "RRAMPairs", "TruncatedDist",
+    "apply_pulses", "flicker_noise", "init_devices", "log_resistance", "make_generator", "mean_model",
+    "pair_weight", "preset", "resistance", "split_pulses", "update_pairs",
+]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _ndtr(x: float) -> float:
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+def _phi(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class TruncatedDist:
+    """A distribution restricted to ``[low, high]`` (sampled by inverse CDF, in float64).
+
+    ``kind``: ``"exponential"`` (``p1`` = scale, rate ``1/p1``, support from 0),
+    ``"normal"`` (``p1`` = mean, ``p2`` = std), ``"lognormal"`` (scipy's convention:
+    ``p1`` = shape ``s`` = std of ``log x``, ``p2`` = ``scale`` = ``exp(mean of log x)``).
+    """
+
+    kind: str
+    p1: float
+    p2: float
+    low: float
+    high: float
+
+    def __post_init__(self):
+        if self.kind not in ("exponential", "normal", "lognormal"):
+            raise ValueError(f"unknown distribution {self.kind!r}; valid: exponential, normal, lognormal")
+        if not self.low < self.high:
+            raise ValueError(f"empty truncation interval [{self.low}, {self.high}]")
+
+    def _normal_params(self) -> tuple[float, float, float, float]:
+        """(mu, sigma, alpha, beta) of the underlying normal (of log x for the lognormal)."""
+        if self.kind == "normal":
+            mu, sig, lo, hi = self.p1, self.p2, self.low, self.high
+        else:
+            mu, sig, lo, hi = math.log(self.p2), self.p1, math.log(self.low), math.log(self.high)
+        return mu, sig, (lo - mu) / sig, (hi - mu) / sig
+
+    def mean(self) -> float:
+        """Mean of the truncated distribution (closed form)."""
+        if self.kind == "exponential":
+            s, d = self.p1, self.high - self.low
+            e = math.exp(-d / s)
+            return self.low + s - d * e / (1.0 - e)  # memoryless: Exp shifted to low, cut at d
+        mu, sig, a, b = self._normal_params()
+        z = _ndtr(b) - _ndtr(a)
+        if self.kind == "normal":
+            return mu + sig * (_phi(a) - _phi(b)) / z
+        return math.exp(mu + 0.5 * sig * sig) * (_ndtr(b - sig) - _ndtr(a - sig)) / z
+
+    def sample(self, shape, generator: torch.Generator, device=None, dtype=torch.float32) -> torch.Tensor:
+        """Independent draws of shape ``shape``, inside ``[low, high]``."""
+        u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+        if self.kind == "exponential":
+            s, d = self.p1, self.high - self.low
+            x = self.low - s * torch.log1p(-u * (-math.expm1(-d / s)))
+        else:
+            mu, sig, a, b = self._normal_params()
+            fa, fb = _ndtr(a), _ndtr(b)
+            x = mu + sig * torch.special.ndtri(fa + u * (fb - fa))
+            if self.kind == "lognormal":
+                x = torch.exp(x)
+        return x.clamp_(self.low, self.high).to(dtype)
+
+
+# Majumdar et al. 2021, as listed in REFERENCES §8 (fits to measured HfOx devices).
+D2D_DISTRIBUTIONS: dict[str, TruncatedDist] = {
+    "m1": TruncatedDist("exponential", 6.56e-4, 0.0, 3.74e-5, 0.0076),
+    "n_star": TruncatedDist("lognormal", 0.803, 542.5, 41.0, 2000.0),
+    "c1": TruncatedDist("normal", 0.0053, 0.0532, -0.15, 0.15),
+    "m2": TruncatedDist("exponential", 2.89e-5, 0.0, 0.0, 1.3e-4),
+    "R0": TruncatedDist("normal", 6988.0, 381.7, 6252.0, 7897.0),
+}
+D2D_PARAMS = tuple(D2D_DISTRIBUTIONS)
+
+
+@dataclass
+class RRAMConfig:
+    """The weak-RESET device model; one switch per imperfection (the mean model is always on).
+
+    Args:
+        rtn: random telegraph noise (two-state Markov chain per device).
+        flicker: 1/f noise ``alpha * w_1/f``.
+        d2d: device-to-device draws of ``m1, n*, c1, m2, R0`` (else every device takes the means).
+        max_pulses: clamp of the pulses one update applies to one device (anchor code: 14).
+        p_01, p_10: RTN transition probabilities per pulse (low -> high, high -> low).
+        rtn_amplitude_max: ``a`` of each device is drawn from ``U(0, rtn_amplitude_max)``.
+        alpha: coupling of the 1/f noise (its ``w``-standard deviation, ``w_1/f`` has unit variance).
+        flicker_poles: number of first-order sections of the 1/f filter.
+        flicker_band: ``(f_low, f_high)`` corner frequencies of the first and last section, in
+            cycles per pulse; the spectrum is 1/f between them.
+    """
+
+    rtn: bool = True
+    flicker: bool = True
+    d2d: bool = True
+    max_pulses: int = 14
+    p_01: float = 0.0008
+    p_10: float = 0.002
+    rtn_amplitude_max: float = 0.5
+    alpha: float = 0.025
+    flicker_poles: int = 10
+    flicker_band: tuple[float, float] = (1e-4, 0.5)
+    distributions: dict = field(default_factory=lambda: dict(D2D_DISTRIBUTIONS), repr=False)
+
+    def __post_init__(self):
+        if self.max_pulses < 1:
+            raise ValueError(f"max_pulses must be >= 1, got {self.max_pulses}")
+        if not (0 < self.p_01 < 1 and 0 < self.p_10 < 1):
+            raise ValueError("RTN transition probabilities must lie in (0, 1)")
+        lo, hi = self.flicker_band
+        if not 0 < lo < hi <= 0.5:
+            raise ValueError(f"flicker_band must satisfy 0 < f_low < f_high <= 0.5, got {self.flicker_band}")
+        if self.flicker_poles < 1:
+            raise ValueError(f"flicker_poles must be >= 1, got {self.flicker_poles}")
+        self.flicker_band = (float(lo), float(hi))
+        missing = set(D2D_PARAMS) - set(self.distributions)
+        if missing:
+            raise ValueError(f"distributions lacks {sorted(missing)}")
+
+    def nominal(self) -> dict[str, float]:
+        """The parameters of a device without D2D variability: each truncated distribution's mean."""
+        return {k: self.distributions[k].mean() for k in D2D_PARAMS}
+
+    def rtn_high_probability(self) -> float:
+        """Stationary probability of the RTN high state, ``p_01 / (p_01 + p_10)``."""
+        return self.p_01 / (self.p_01 + self.p_10)
+
+    def flicker_poles_rho(self) -> torch.Tensor:
+        """AR(1) coefficients ``rho_j = exp(-2 pi f_j)``, ``f_j`` log-spaced over the band (float64)."""
+        lo, hi = self.flicker_band
+        f = torch.logspace(math.log10(lo), math.log10(hi), self.flicker_poles, dtype=torch.float64)
+        return torch.exp(-2.0 * math.pi * f)
+
+    def to_dict(self) -> dict:
+        """Plain numbers only (for checkpoints and YAML); the distributions are fixed by the model."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "distributions"}
+        d["flicker_band"] = list(d["flicker_band"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RRAMConfig":
+        d = dict(d)
+        if "flicker_band" in d:
+            d["flicker_band"] = tuple(d["flicker_band"])
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    "ideal": dict(rtn=False, flicker=False, d2d=False),
+    "rtn": dict(rtn=True, flicker=False, d2d=False),
+    "flicker": dict(rtn=False, flicker=True, d2d=False),
+    "d2d": dict(rtn=False, flicker=False, d2d=True),
+    "all": dict(rtn=True, flicker=True, d2d=True),
+}
+
+
+def preset(name: str, **overrides) -> RRAMConfig:
+    """A named configuration: ``ideal`` (mean model only), ``rtn``, ``flicker``, ``d2d`` (one
+    imperfection each) or ``all``; ``overrides`` set any other field."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown RRAM preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+    return RRAMConfig(**{**base, **overrides})
+
+
+def make_generator(seed: int | None = None, device=None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (CPU by default), seeded when ``seed`` is given."""
+    g = torch.Generator(device=torch.device(device) if device is not None else "cpu")
+    if seed is not None:
+        g.manual_seed(int(seed))
+    return g
+
+
+# -- the functional core: a device population is a dict of tensors ----------------------------
+
+def mean_model(n: torch.Tensor, m1, n_star, c1, m2) -> torch.Tensor:
+    """``w_mean(n)``: ``c1 + m1 n`` below ``n*``, ``c1 + m1 n* + m2 (n - n*)`` above."""
+    return torch.where(n < n_star, c1 + m1 * n, c1 + m1 * n_star + m2 * (n - n_star))
+
+
+def init_devices(shape, config: RRAMConfig, generator: torch.Generator, device=None,
+                 dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """A fresh population of devices of shape ``shape`` (no pulse applied yet).
+
+    Returns a dict of tensors only: ``n`` (int32 pulse counts), ``m1, n_star, c1, m2, R0``
+    (per device with ``d2d``, else 0-dim), and, when enabled, ``rtn_high`` (bool),
+    ``rtn_amp`` (current high-state amplitude), ``rtn_amp_max`` (``a`` of each device) and
+    ``flicker`` (``(flicker_poles, *shape)`` AR(1) sections, stationary N(0, 1) at start).
+    """
+    shape = tuple(shape)
+    device = torch.device(device) if device is not None else generator.device
+    st: dict[str, torch.Tensor] = {"n": torch.zeros(shape, dtype=torch.int32, device=device)}
+    if config.d2d:
+        for k in D2D_PARAMS:
+            st[k] = config.distributions[k].sample(shape, generator, device=device, dtype=dtype)
+    else:
+        for k, v in config.nominal().items():
+            st[k] = torch.tensor(v, dtype=dtype, device=device)
+    if config.rtn:
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        st["rtn_high"] = u < config.rtn_high_probability()          # stationary start
+        st["rtn_amp_max"] = config.rtn_amplitude_max * torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        st["rtn_amp"] = st["rtn_amp_max"] * torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    if config.flicker:
+        st["flicker"] = torch.randn((config.flicker_poles,) + shape, generator=generator, device=device, dtype=dtype)
+    return st
+
+
+def flicker_noise(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``w_1/f`` of every device (unit variance): the normalised sum of the filter's sections."""
+    x = state["flicker"]
+    return x.sum(0) * (1.0 / math.sqrt(x.shape[0]))
+
+
+def log_resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+    """``w = w_mean(n) + w_RTN + alpha w_1/f`` of every device."""
+    n = state["n"].to(state["c1"].dtype)
+    w = mean_model(n, state["m1"], state["n_star"], state["c1"], state["m2"])
+    if config.rtn:
+        w = w + torch.where(state["rtn_high"], state["rtn_amp"], 0.0)
+    if config.flicker:
+        w = w + config.alpha * flicker_noise(state)
+    return w
+
+
+def resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+    """``R = R0 exp(w)`` in ohm."""
+    return state["R0"] * torch.exp(log_resistance(state, config))
+
+
+@torch.no_grad()
+def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Apply ``pulses`` weak-RESET pulses to each device, in place; returns the clamped counts.
+
+    ``pulses``: a tensor broadcastable to the devices' shape; rounded and clamped to
+    ``[0, max_pulses]``. A device with 0 pulses is left exactly as it was.
+    """
+    n = state["n"]
+    k = torch.round(torch.as_tensor(pulses, device=n.device)).clamp_(0, config.max_pulses)
+    k = k.to(torch.int32).expand(n.shape)
+    n.add_(k)
+    dtype = state["c1"].dtype
+    kf = k.to(dtype)
+    if config.rtn:
+        # k steps of the chain in closed form: lambda = 1 - p - q, pi = p / (p + q);
+        # P(high | low) = pi (1 - lambda^k), P(high | high) = pi + (1 - pi) lambda^k.
+        p, q = config.p_01, config.p_10
+        pi = p / (p + q)
+        lam_k = torch.pow(1.0 - p - q, kf)
+        high = state["rtn_high"]
+        p_high = torch.where(high, pi + (1.0 - pi) * lam_k, pi * (1.0 - lam_k))
+        u = torch.rand(n.shape, generator=generator, device=n.device, dtype=dtype)
+        new_high = u < p_high
+        entered = new_high & ~high
+        fresh = state["rtn_amp_max"] * torch.rand(n.shape, generator=generator, device=n.device, dtype=dtype)
+        state["rtn_amp"] = torch.where(entered, fresh, state["rtn_amp"])
+        state["rtn_high"] = new_high
+    if config.flicker:
+        # each section x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi (exact k-step AR(1), unit variance)
+        x = state["flicker"]
+        log_rho = torch.log(config.flicker_poles_rho()).to(device=n.device, dtype=dtype)
+        decay = torch.exp(log_rho.view((-1,) + (1,) * kf.dim()) * kf)
+        noise = torch.randn(x.shape, generator=generator, device=n.device, dtype=dtype)
+        x.mul_(decay).add_(noise * torch.sqrt((1.0 - decay * decay).clamp_(min=0.0)))
+    return k
+
+
+def _check_state(state: dict, expected: dict) -> None:
+    if set(state) != set(expected):
+        raise KeyError(f"device state keys {sorted(state)} do not match the configuration's {sorted(expected)}")
+    for key, v in expected.items():
+        if tuple(state[key].shape) != tuple(v.shape):
+            raise ValueError(f"device state {key!r}: shape {tuple(state[key].shape)} != {tuple(v.shape)}")
+
+
+# -- thin object wrappers -------------------------------------------------------------------
+
+class RRAMArray:
+    """A population of independent weak-RESET devices of shape ``shape``.
+
+        devices = RRAMArray((20,), preset("all"), seed=0)
+        for _ in range(1000):
+            devices.pulse(1)
+            r = devices.resistance()        # (20,) ohm
+
+    ``state_dict()`` holds tensors and numbers only (``torch.load(weights_only=True)`` reads it).
+    """
+
+    def __init__(self, shape, config: RRAMConfig | None = None, seed: int | None = None,
+                 generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+        self.config = config if config is not None else RRAMConfig()
+        self.generator = generator if generator is not None else make_generator(seed, device)
+        self.shape = tuple(shape)
+        self.state = init_devices(self.shape, self.config, self.generator, device=device, dtype=dtype)
+
+    def pulse(self, pulses) -> torch.Tensor:
+        """Apply ``pulses`` (per device, or one number for all); returns the clamped counts."""
+        return apply_pulses(self.state, pulses, self.config, self.generator)
+
+    @property
+    def pulse_count(self) -> torch.Tensor:
+        return self.state["n"]
+
+    def log_resistance(self) -> torch.Tensor:
+        return log_resistance(self.state, self.config)
+
+    def resistance(self) -> torch.Tensor:
+        return resistance(self.state, self.config)
+
+    def mean_log_resistance(self) -> torch.Tensor:
+        """``w_mean(n)`` of each device (its own D2D parameters, no noise)."""
+        s = self.state
+        return mean_model(s["n"].to(s["c1"].dtype), s["m1"], s["n_star"], s["c1"], s["m2"])
+
+    def state_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "devices": {k: v.clone() for k, v in self.state.items()},
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.config = RRAMConfig.from_dict(sd["config"])
+        ref = init_devices(self.shape, self.config, make_generator(0, self.generator.device),
+                           device=self.generator.device)
+        _check_state(sd["devices"], ref)
+        self.state = {k: v.to(ref[k].device).clone() for k, v in sd["devices"].items()}
+        self.generator.set_state(sd["generator"])
+
+
+class RRAMPairs(RRAMArray):
+    """Synapses of shape ``shape``, each a pair of devices (state shape ``(2, *shape)``).
+
+    ``weight() = sign(R_1 - R_2)``; ``update(pulses)`` sends ``round(pulses)`` clamped to
+    ``+-max_pulses`` to device 1 where positive (raising ``R_1``: the weight moves up) and to
+    device 2 where negative.
+    """
+
+    def __init__(self, shape, config: RRAMConfig | None = None, seed: int | None = None,
+                 generator: torch.Generator | None = None, device=None, dtype=torch.float32):
+        self.synapse_shape = tuple(shape)
+        super().__init__((2,) + self.synapse_shape, config, seed, generator, device, dtype)
+
+    def weight(self) -> torch.Tensor:
+        r = self.resistance()
+        return torch.sign(r[0] - r[1])
+
+    def update(self, pulses: torch.Tensor) -> torch.Tensor:
+        """Signed pulse counts per synapse; returns the applied signed counts (clamped)."""
+        return update_pairs(self.state, pulses, self.config, self.generator)
+
+
+def split_pulses(pulses: torch.Tensor, max_pulses: int) -> torch.Tensor:
+    """Signed counts ``(*shape)`` -> per-device counts ``(2, *shape)``: positive to device 1,
+    negative (as a positive count) to device 2; rounded and clamped to ``max_pulses``."""
+    k = torch.round(pulses).clamp_(-max_pulses, max_pulses)
+    return torch.stack((k.clamp(min=0), (-k).clamp(min=0)))
+
+
+def update_pairs(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
+                 generator: torch.Generator) -> torch.Tensor:
+    """The functional form of ``RRAMPairs.update`` on a ``(2, *shape)`` device state."""
+    k = apply_pulses(state, split_pulses(pulses, config.max_pulses), config, generator)
+    return (k[0] - k[1]).to(pulses.dtype)
+
+
+def pair_weight(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+    """``sign(R_1 - R_2)`` of a ``(2, *shape)`` device state."""
+    r = resistance(state, config)
+    return torch.sign(r[0] - r[1])
