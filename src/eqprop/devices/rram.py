@@ -150,8 +150,8 @@ class RRAMConfig:
     p_10: float = 0.002
     rtn_amplitude_max: float = 0.5
     alpha: float = 0.025
-    flicker_poles: int = 10
-    flicker_band: tuple[float, float] = (1e-4, 0.5)
+    flicker_poles: int = 6
+    flicker_band: tuple[float, float] = (1e-3, 0.5)
     distributions: dict = field(default_factory=lambda: dict(D2D_DISTRIBUTIONS), repr=False)
 
     def __post_init__(self):
@@ -238,7 +238,7 @@ def init_devices(shape, config: RRAMConfig, generator: torch.Generator, device=N
     Returns a dict of tensors only: ``n`` (int32 pulse counts), ``m1, n_star, c1, m2, R0``
     (per device with ``d2d``, else 0-dim), and, when enabled, ``rtn_high`` (bool),
     ``rtn_amp`` (current high-state amplitude), ``rtn_amp_max`` (``a`` of each device) and
-    ``flicker`` (``(flicker_poles, *shape)`` AR(1) sections, stationary N(0, 1) at start).
+    ``flicker`` (``(*shape, flicker_poles)`` AR(1) sections, stationary N(0, 1) at start).
     """
     shape = tuple(shape)
     device = torch.device(device) if device is not None else generator.device
@@ -255,14 +255,14 @@ def init_devices(shape, config: RRAMConfig, generator: torch.Generator, device=N
         st["rtn_amp_max"] = config.rtn_amplitude_max * torch.rand(shape, generator=generator, device=device, dtype=dtype)
         st["rtn_amp"] = st["rtn_amp_max"] * torch.rand(shape, generator=generator, device=device, dtype=dtype)
     if config.flicker:
-        st["flicker"] = torch.randn((config.flicker_poles,) + shape, generator=generator, device=device, dtype=dtype)
+        st["flicker"] = torch.randn(shape + (config.flicker_poles,), generator=generator, device=device, dtype=dtype)
     return st
 
 
 def flicker_noise(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """``w_1/f`` of every device (unit variance): the normalised sum of the filter's sections."""
     x = state["flicker"]
-    return x.sum(0) * (1.0 / math.sqrt(x.shape[0]))
+    return x.sum(-1) * (1.0 / math.sqrt(x.shape[-1]))
 
 
 def log_resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
@@ -281,41 +281,59 @@ def resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tens
     return state["R0"] * torch.exp(log_resistance(state, config))
 
 
+def _flicker_tables(config: RRAMConfig, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rho_j^k`` and ``sqrt(1 - rho_j^(2k))`` for ``k = 0 .. max_pulses``: two ``(max_pulses + 1, P)``
+    tables (an update looks its decays up instead of computing ``P`` powers per device)."""
+    log_rho = torch.log(config.flicker_poles_rho())
+    k = torch.arange(config.max_pulses + 1, dtype=torch.float64)
+    decay = torch.exp(k[:, None] * log_rho[None, :])
+    sd = torch.sqrt(1.0 - decay * decay)
+    return decay.to(device=device, dtype=dtype), sd.to(device=device, dtype=dtype)
+
+
 @torch.no_grad()
 def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
-                 generator: torch.Generator) -> torch.Tensor:
+                 generator: torch.Generator, shared: bool = False) -> torch.Tensor:
     """Apply ``pulses`` weak-RESET pulses to each device, in place; returns the clamped counts.
 
     ``pulses``: a tensor broadcastable to the devices' shape; rounded and clamped to
     ``[0, max_pulses]``. A device with 0 pulses is left exactly as it was.
+
+    ``shared=True`` draws one set of random numbers per index of dimensions ``1:`` and uses it
+    for every index of dimension 0. It is exact (independent noise for every device) only when
+    at most one device along dimension 0 receives pulses, as in a pair update (``update_pairs``):
+    the unpulsed device ignores its draw. It halves the random numbers of a pair update.
     """
     n = state["n"]
     k = torch.round(torch.as_tensor(pulses, device=n.device)).clamp_(0, config.max_pulses)
-    k = k.to(torch.int32).expand(n.shape)
-    n.add_(k)
+    k = k.to(torch.int64).expand(n.shape)
+    n.add_(k.to(n.dtype))
     dtype = state["c1"].dtype
-    kf = k.to(dtype)
+    draw_shape = n.shape[1:] if shared else n.shape
     if config.rtn:
         # k steps of the chain in closed form: lambda = 1 - p - q, pi = p / (p + q);
         # P(high | low) = pi (1 - lambda^k), P(high | high) = pi + (1 - pi) lambda^k.
         p, q = config.p_01, config.p_10
         pi = p / (p + q)
-        lam_k = torch.pow(1.0 - p - q, kf)
+        lam = torch.pow(torch.full((), 1.0 - p - q, dtype=torch.float64),
+                        torch.arange(config.max_pulses + 1, dtype=torch.float64)).to(n.device, dtype)
+        lam_k = lam[k]
         high = state["rtn_high"]
         p_high = torch.where(high, pi + (1.0 - pi) * lam_k, pi * (1.0 - lam_k))
-        u = torch.rand(n.shape, generator=generator, device=n.device, dtype=dtype)
+        u = torch.rand(draw_shape, generator=generator, device=n.device, dtype=dtype)
         new_high = u < p_high
         entered = new_high & ~high
-        fresh = state["rtn_amp_max"] * torch.rand(n.shape, generator=generator, device=n.device, dtype=dtype)
+        # on entering, u / P(high | low) is U(0, 1) given u < P(high | low): the new amplitude
+        # A = a * U(0, 1) reuses it (no second draw).
+        fresh = state["rtn_amp_max"] * (u / p_high.clamp(min=1e-30))
         state["rtn_amp"] = torch.where(entered, fresh, state["rtn_amp"])
         state["rtn_high"] = new_high
     if config.flicker:
         # each section x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi (exact k-step AR(1), unit variance)
-        x = state["flicker"]
-        log_rho = torch.log(config.flicker_poles_rho()).to(device=n.device, dtype=dtype)
-        decay = torch.exp(log_rho.view((-1,) + (1,) * kf.dim()) * kf)
-        noise = torch.randn(x.shape, generator=generator, device=n.device, dtype=dtype)
-        x.mul_(decay).add_(noise * torch.sqrt((1.0 - decay * decay).clamp_(min=0.0)))
+        x = state["flicker"]                       # (*shape, P)
+        decay, sd = _flicker_tables(config, n.device, dtype)
+        noise = torch.randn(draw_shape + (x.shape[-1],), generator=generator, device=n.device, dtype=dtype)
+        x.mul_(decay[k]).addcmul_(noise, sd[k])
     return k
 
 
@@ -411,7 +429,7 @@ def split_pulses(pulses: torch.Tensor, max_pulses: int) -> torch.Tensor:
 def update_pairs(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
                  generator: torch.Generator) -> torch.Tensor:
     """The functional form of ``RRAMPairs.update`` on a ``(2, *shape)`` device state."""
-    k = apply_pulses(state, split_pulses(pulses, config.max_pulses), config, generator)
+    k = apply_pulses(state, split_pulses(pulses, config.max_pulses), config, generator, shared=True)
     return (k[0] - k[1]).to(pulses.dtype)
 
 
