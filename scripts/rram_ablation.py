@@ -197,7 +197,7 @@ def main(argv=None):
     out = Path(args.out)
     if args.report:
         return report(out)
-    defaults = {"bp": dict(epochs=3, hidden=256, batch=100, float_lr=8e-3),
+    defaults = {"bp": dict(epochs=3, hidden=256, batch=200, float_lr=8e-3),
                 "ep": dict(epochs=2, hidden=256, batch=100, float_lr=0.02)}[args.rule]
     for k, v in defaults.items():
         if getattr(args, k) is None:

@@ -333,7 +333,7 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
         x = state["flicker"]                       # (*shape, P)
         decay, sd = _flicker_tables(config, n.device, dtype)
         noise = torch.randn(draw_shape + (x.shape[-1],), generator=generator, device=n.device, dtype=dtype)
-        x.mul_(decay[k]).addcmul_(noise, sd[k])
+        x.mul_(decay[k]).addcmul_(noise, sd[k])  # noise broadcasts over dim 0 when shared
     return k
 
 
