@@ -106,7 +106,7 @@ def test_ep_grad_drives_devices_on_a_hopfield_net(mnist_small):
     model = HopfieldMLP([784, 64, 10], output="ce")
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model.named_parameters() if not n.endswith("weight")]
-    scales = [float(w.abs().mean()) for w in weights]
+    scales = [float(w.detach().abs().mean()) for w in weights]
     dev = RRAMOptimizer(weights, "all", lr=8.0, scale=None, seed=0)
     fl = torch.optim.SGD(biases, lr=0.02)
     rule = EP(variant="centered", beta=0.5, free_steps=15, nudge_steps=6)

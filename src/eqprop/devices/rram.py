@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "D2D_DISTRIBUTIONS", "D2D_PARAMS", "PRESETS", "RRAMArray", "RRAMConfig", "RRAMPairs", "TruncatedDist",
@@ -262,7 +263,8 @@ def init_devices(shape, config: RRAMConfig, generator: torch.Generator, device=N
 def flicker_noise(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """``w_1/f`` of every device (unit variance): the normalised sum of the filter's sections."""
     x = state["flicker"]
-    return x.sum(-1) * (1.0 / math.sqrt(x.shape[-1]))
+    ones = torch.full((x.shape[-1],), 1.0 / math.sqrt(x.shape[-1]), dtype=x.dtype, device=x.device)
+    return x @ ones
 
 
 def log_resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
@@ -282,13 +284,20 @@ def resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tens
 
 
 def _flicker_tables(config: RRAMConfig, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """``rho_j^k`` and ``sqrt(1 - rho_j^(2k))`` for ``k = 0 .. max_pulses``: two ``(max_pulses + 1, P)``
-    tables (an update looks its decays up instead of computing ``P`` powers per device)."""
+    """``rho_j^k`` and ``sqrt(1 - rho_j^(2k))`` for ``k = 0 .. max_pulses``: two
+    ``(max_pulses + 1, P)`` tables; an update looks them up (an embedding lookup is several times
+    cheaper on the CPU than computing ``exp`` and ``sqrt`` for every device and section)."""
     log_rho = torch.log(config.flicker_poles_rho())
     k = torch.arange(config.max_pulses + 1, dtype=torch.float64)
     decay = torch.exp(k[:, None] * log_rho[None, :])
     sd = torch.sqrt(1.0 - decay * decay)
     return decay.to(device=device, dtype=dtype), sd.to(device=device, dtype=dtype)
+
+
+def _rtn_table(config: RRAMConfig, device, dtype) -> torch.Tensor:
+    """``lambda^k`` for ``k = 0 .. max_pulses`` (``lambda = 1 - p_01 - p_10``)."""
+    k = torch.arange(config.max_pulses + 1, dtype=torch.float64)
+    return torch.pow(1.0 - config.p_01 - config.p_10, k).to(device=device, dtype=dtype)
 
 
 @torch.no_grad()
@@ -315,9 +324,7 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
         # P(high | low) = pi (1 - lambda^k), P(high | high) = pi + (1 - pi) lambda^k.
         p, q = config.p_01, config.p_10
         pi = p / (p + q)
-        lam = torch.pow(torch.full((), 1.0 - p - q, dtype=torch.float64),
-                        torch.arange(config.max_pulses + 1, dtype=torch.float64)).to(n.device, dtype)
-        lam_k = lam[k]
+        lam_k = torch.take(_rtn_table(config, n.device, dtype), k)  # lambda^k
         high = state["rtn_high"]
         p_high = torch.where(high, pi + (1.0 - pi) * lam_k, pi * (1.0 - lam_k))
         u = torch.rand(draw_shape, generator=generator, device=n.device, dtype=dtype)
@@ -331,9 +338,11 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
     if config.flicker:
         # each section x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi (exact k-step AR(1), unit variance)
         x = state["flicker"]                       # (*shape, P)
-        decay, sd = _flicker_tables(config, n.device, dtype)
+        decay_table, sd_table = _flicker_tables(config, n.device, dtype)
+        decay = F.embedding(k, decay_table)                         # rho^k (table lookup), 1 where k = 0
+        sd = F.embedding(k, sd_table)                               # sqrt(1 - rho^2k)
         noise = torch.randn(draw_shape + (x.shape[-1],), generator=generator, device=n.device, dtype=dtype)
-        x.mul_(decay[k]).addcmul_(noise, sd[k])  # noise broadcasts over dim 0 when shared
+        x.mul_(decay).addcmul_(noise, sd)  # noise broadcasts over dim 0 when shared
     return k
 
 
