@@ -300,6 +300,42 @@ def _rtn_table(config: RRAMConfig, device, dtype) -> torch.Tensor:
     return torch.pow(1.0 - config.p_01 - config.p_10, k).to(device=device, dtype=dtype)
 
 
+def _advance_rtn(state, k, config: RRAMConfig, generator, draw_shape, shared: bool) -> None:
+    """``k`` steps of every device's two-state chain, in closed form.
+
+    With ``lambda = 1 - p - q`` and ``pi = p / (p + q)``, after ``k`` steps a low device is high
+    with probability ``pi (1 - lambda^k)`` and a high one is low with ``(1 - pi)(1 - lambda^k)``.
+    A device switches when its uniform draw ``u`` falls below that probability; as every such
+    probability is below ``bound = max(pi, 1 - pi)(1 - lambda^max_pulses)`` (about 3% at 14 pulses),
+    only the few devices with ``u < bound`` are looked at (gathered, decided exactly, scattered
+    back). On entering the high state the amplitude ``A = a * u / P(switch)`` reuses the draw
+    (``u / P`` is ``U(0, 1)`` given ``u < P``).
+    """
+    p, q = config.p_01, config.p_10
+    pi = p / (p + q)
+    lam = _rtn_table(config, k.device, torch.float64)
+    bound = max(pi, 1.0 - pi) * (1.0 - float(lam[-1]))
+    u = torch.rand(draw_shape, generator=generator, device=k.device, dtype=state["rtn_amp"].dtype)
+    cand = torch.nonzero(u.reshape(-1) < bound).squeeze(1)
+    if cand.numel() == 0:
+        return
+    d0 = k.shape[0] if shared else 1
+    cols = u.numel()
+    high = state["rtn_high"].view(d0, cols)
+    amp = state["rtn_amp"].view(d0, cols)
+    amax = state["rtn_amp_max"].view(d0, cols)
+    kc = k.reshape(d0, cols)[:, cand]                         # (d0, m)
+    hc = high[:, cand]
+    uc = u.reshape(-1)[cand].to(torch.float64).expand(d0, -1)
+    one_minus = 1.0 - torch.take(lam, kc)
+    p_switch = torch.where(hc, (1.0 - pi) * one_minus, pi * one_minus)
+    switch = uc < p_switch                                     # never where k = 0 (p_switch = 0)
+    entered = switch & ~hc
+    fresh = amax[:, cand] * (uc / p_switch.clamp(min=1e-300)).to(amp.dtype)
+    amp[:, cand] = torch.where(entered, fresh, amp[:, cand])
+    high[:, cand] = hc ^ switch
+
+
 @torch.no_grad()
 def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
                  generator: torch.Generator, shared: bool = False) -> torch.Tensor:
@@ -320,27 +356,14 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
     dtype = state["c1"].dtype
     draw_shape = n.shape[1:] if shared else n.shape
     if config.rtn:
-        # k steps of the chain in closed form: lambda = 1 - p - q, pi = p / (p + q);
-        # P(high | low) = pi (1 - lambda^k), P(high | high) = pi + (1 - pi) lambda^k.
-        p, q = config.p_01, config.p_10
-        pi = p / (p + q)
-        lam_k = torch.take(_rtn_table(config, n.device, dtype), k)  # lambda^k
-        high = state["rtn_high"]
-        p_high = torch.where(high, pi + (1.0 - pi) * lam_k, pi * (1.0 - lam_k))
-        u = torch.rand(draw_shape, generator=generator, device=n.device, dtype=dtype)
-        new_high = u < p_high
-        entered = new_high & ~high
-        # on entering, u / P(high | low) is U(0, 1) given u < P(high | low): the new amplitude
-        # A = a * U(0, 1) reuses it (no second draw).
-        fresh = state["rtn_amp_max"] * (u / p_high.clamp(min=1e-30))
-        state["rtn_amp"] = torch.where(entered, fresh, state["rtn_amp"])
-        state["rtn_high"] = new_high
+        _advance_rtn(state, k, config, generator, draw_shape, shared)
     if config.flicker:
         # each section x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi (exact k-step AR(1), unit variance)
         x = state["flicker"]                       # (*shape, P)
         decay_table, sd_table = _flicker_tables(config, n.device, dtype)
-        decay = F.embedding(k, decay_table)                         # rho^k (table lookup), 1 where k = 0
-        sd = F.embedding(k, sd_table)                               # sqrt(1 - rho^2k)
+        looked_up = F.embedding(k, torch.cat((decay_table, sd_table), 1))  # one lookup of both tables
+        P = x.shape[-1]
+        decay, sd = looked_up[..., :P], looked_up[..., P:]          # rho^k (1 where k = 0), sqrt(1 - rho^2k)
         noise = torch.randn(draw_shape + (x.shape[-1],), generator=generator, device=n.device, dtype=dtype)
         x.mul_(decay).addcmul_(noise, sd)  # noise broadcasts over dim 0 when shared
     return k
