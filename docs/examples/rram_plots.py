@@ -139,6 +139,7 @@ for ax, (name, dist) in zip(axes, D2D_DISTRIBUTIONS.items()):
     ax.plot(grid, pdf, "k", lw=1)
     ax.set_title(f"{name}: {dist.kind} in [{dist.low:g}, {dist.high:g}]", fontsize=8)
     ax.tick_params(labelsize=7)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
 fig.suptitle("Device-to-device parameter draws (2,000,000 each) against the truncated densities", fontsize=9)
 fig.tight_layout()
 fig.savefig("rram_d2d.png", dpi=120)
