@@ -89,18 +89,22 @@ devices = RRAMArray((64,), cfg, seed=5)
 xs = []
 for _ in range(16384):
     devices.pulse(1)
-    xs.append(flicker_noise(devices.state))
+    xs.append(flicker_noise(devices.state, cfg))
 x = torch.stack(xs).double().numpy()
 f, p = signal.welch(x, axis=0, nperseg=4096)
 p = p.mean(axis=1)
 lo, hi = cfg.flicker_band
 band = (f >= 2 * lo) & (f <= hi / 5)
 slope, icpt = np.polyfit(np.log(f[band]), np.log(p[band]), 1)
+level = float(np.exp(np.mean(np.log(p[band] * np.sin(np.pi * f[band]) / cfg.flicker_input_std ** 2))))
 stats_out["flicker"] = {"devices": 64, "pulses": 16384, "fit_band": [2 * lo, hi / 5], "slope": slope,
+                        "level_vs_fractional_filter": level, "gain": cfg.flicker_gain(),
                         "variance": float(x.var()), "poles": cfg.flicker_poles, "filter_band": [lo, hi]}
 fig, ax = plt.subplots(figsize=(5.5, 4))
 ax.loglog(f[1:], p[1:], lw=1, label="Welch PSD of w_1/f (64 devices)")
 ax.loglog(f[band], np.exp(icpt) * f[band] ** slope, "r--", lw=2, label=f"fit: slope {slope:.3f}")
+ax.loglog(f[1:], cfg.flicker_input_std ** 2 / np.sin(np.pi * f[1:]), "k:", lw=1,
+          label="fractional filter, U(0,1)-variance input: (1/12) / sin(pi f)")
 ax.set_xlabel("frequency (cycles per pulse)")
 ax.set_ylabel("power spectral density")
 ax.set_title("1/f noise (before the coupling alpha = 0.025)")

@@ -81,15 +81,17 @@ def test_flicker_spectrum_slope_is_minus_one():
     trace = []
     for _ in range(16384):
         devices.pulse(1)
-        trace.append(flicker_noise(devices.state))
+        trace.append(flicker_noise(devices.state, cfg))
     x = torch.stack(trace).double().numpy()
-    assert abs(x.var() - 1) < 0.1  # unit variance (alpha sets the scale)
     f, p = signal.welch(x, axis=0, nperseg=4096)
     p = p.mean(axis=1)
     lo, hi = cfg.flicker_band
     band = (f >= 2 * lo) & (f <= hi / 5)
     slope = np.polyfit(np.log(f[band]), np.log(p[band]), 1)[0]
     assert abs(slope + 1) < 0.15, slope
+    # its level is the fractional filter's driven by U(0, 1)-variance noise: S(f) = (1/12) / sin(pi f)
+    level = np.exp(np.mean(np.log(p[band] * np.sin(np.pi * f[band]) * 12.0)))
+    assert abs(level - 1) < 0.1, level
 
 
 def test_flicker_k_pulses_equal_k_single_pulses_in_distribution():

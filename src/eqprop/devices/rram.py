@@ -11,14 +11,17 @@ Every device carries a cumulative count ``n`` of weak-RESET pulses and a resista
   per pulse (``P(0 -> 1) = 0.0008``, ``P(1 -> 0) = 0.002``); in the high state it adds an
   amplitude ``A ~ U(0, a)`` (redrawn at each 0 -> 1 transition), with ``a ~ U(0, 0.5)`` drawn
   once per device.
-- ``w_1/f`` is flicker (1/f) noise of unit variance, scaled by ``alpha = 0.025``. It comes from
-  a fractional (half-order) filter of white noise, ``H(f)^2 ~ 1/f``, realised in the parallel
-  first-order form: the sum of ``flicker_poles`` independent unit-variance AR(1) sections with
-  corner frequencies log-spaced over ``flicker_band`` (cycles per pulse), a superposition of
-  Lorentzians whose spectrum is 1/f inside the band (the McWhorter picture of traps with
-  spread-out time constants). The anchor code uses Kasdin's FIR coefficients of the same
-  fractional filter truncated at 15 taps; the parallel form holds the 1/f slope over several
-  decades with a few numbers per device and advances ``k`` pulses in closed form.
+- ``w_1/f`` is flicker (1/f) noise, scaled by ``alpha = 0.025``: white noise through a
+  fractional (half-order) filter ``(1 - z^-1)^(-1/2)``, one-sided spectrum
+  ``S(f) = sigma^2 / sin(pi f)`` with ``sigma = 1/sqrt(12)``, the std of the anchor code's
+  ``U(0, 1)`` input (``w_1/f`` then has std 0.45). The filter is realised in parallel
+  first-order form: ``flicker_gain()`` times the sum of ``flicker_poles`` independent
+  unit-variance AR(1) sections with corner frequencies log-spaced over ``flicker_band`` (cycles
+  per pulse), a superposition of Lorentzians whose spectrum is 1/f inside the band (the
+  McWhorter picture of traps with spread-out time constants), its level matched to ``S(f)``.
+  The anchor code applies Kasdin's FIR coefficients of the same filter, truncated at 15 taps;
+  the parallel form holds the 1/f slope over two decades with a few numbers per device and
+  advances ``k`` pulses in closed form.
 - Device-to-device (D2D) variability: ``m1, n*, c1, m2, R0`` drawn once per device from
   truncated distributions (``D2D_DISTRIBUTIONS``). With ``d2d`` off every device takes the
   mean of each truncated distribution.
@@ -137,10 +140,14 @@ class RRAMConfig:
         max_pulses: clamp of the pulses one update applies to one device (anchor code: 14).
         p_01, p_10: RTN transition probabilities per pulse (low -> high, high -> low).
         rtn_amplitude_max: ``a`` of each device is drawn from ``U(0, rtn_amplitude_max)``.
-        alpha: coupling of the 1/f noise (its ``w``-standard deviation, ``w_1/f`` has unit variance).
+        alpha: coupling of the 1/f noise ``alpha * w_1/f``.
         flicker_poles: number of first-order sections of the 1/f filter.
         flicker_band: ``(f_low, f_high)`` corner frequencies of the first and last section, in
             cycles per pulse; the spectrum is 1/f between them.
+        flicker_input_std: standard deviation of the white noise driving the fractional filter
+            (default ``1/sqrt(12)``, that of the anchor code's ``U(0, 1)`` input): ``w_1/f`` has
+            the one-sided spectrum ``flicker_input_std^2 / sin(pi f)`` of that filter inside the
+            band (``flicker_gain()``).
     """
 
     rtn: bool = True
@@ -153,6 +160,7 @@ class RRAMConfig:
     alpha: float = 0.025
     flicker_poles: int = 6
     flicker_band: tuple[float, float] = (1e-3, 0.5)
+    flicker_input_std: float = 1.0 / math.sqrt(12.0)
     distributions: dict = field(default_factory=lambda: dict(D2D_DISTRIBUTIONS), repr=False)
 
     def __post_init__(self):
@@ -183,6 +191,23 @@ class RRAMConfig:
         lo, hi = self.flicker_band
         f = torch.logspace(math.log10(lo), math.log10(hi), self.flicker_poles, dtype=torch.float64)
         return torch.exp(-2.0 * math.pi * f)
+
+    def flicker_gain(self) -> float:
+        """Gain ``g`` of ``w_1/f = g * sum_j x_j`` (unit-variance sections ``x_j``).
+
+        Chosen so that the sections' summed spectrum matches the fractional filter
+        ``(1 - z^-1)^(-1/2)`` driven by white noise of std ``flicker_input_std``, one-sided PSD
+        ``S(f) = flicker_input_std^2 / sin(pi f)``, in the log-mean over the inner band
+        ``[2 f_low, f_high / 5]`` (closed form: each section's one-sided spectrum is
+        ``2 (1 - rho^2) / |1 - rho e^{-2 pi i f}|^2``).
+        """
+        lo, hi = self.flicker_band
+        f = torch.logspace(math.log10(2 * lo), math.log10(hi / 5), 256, dtype=torch.float64)
+        rho = self.flicker_poles_rho()[:, None]
+        z = torch.polar(torch.ones_like(f), -2 * math.pi * f)
+        s_sum = (2 * (1 - rho ** 2) / (1 - rho * z).abs() ** 2).sum(0)
+        target = self.flicker_input_std ** 2 / torch.sin(math.pi * f)
+        return float(torch.exp(0.5 * torch.log(target / s_sum).mean()))
 
     def to_dict(self) -> dict:
         """Plain numbers only (for checkpoints and YAML); the distributions are fixed by the model."""
@@ -260,10 +285,10 @@ def init_devices(shape, config: RRAMConfig, generator: torch.Generator, device=N
     return st
 
 
-def flicker_noise(state: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``w_1/f`` of every device (unit variance): the normalised sum of the filter's sections."""
+def flicker_noise(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+    """``w_1/f`` of every device: ``flicker_gain() * sum_j x_j`` over the filter's sections."""
     x = state["flicker"]
-    ones = torch.full((x.shape[-1],), 1.0 / math.sqrt(x.shape[-1]), dtype=x.dtype, device=x.device)
+    ones = torch.full((x.shape[-1],), config.flicker_gain(), dtype=x.dtype, device=x.device)
     return x @ ones
 
 
@@ -274,7 +299,7 @@ def log_resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.
     if config.rtn:
         w = w + torch.where(state["rtn_high"], state["rtn_amp"], 0.0)
     if config.flicker:
-        w = w + config.alpha * flicker_noise(state)
+        w = w + config.alpha * flicker_noise(state, config)
     return w
 
 
