@@ -39,6 +39,7 @@ when negative (weak RESET only raises resistance, so either sign is reachable).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields
 
@@ -201,13 +202,7 @@ class RRAMConfig:
         ``[2 f_low, f_high / 5]`` (closed form: each section's one-sided spectrum is
         ``2 (1 - rho^2) / |1 - rho e^{-2 pi i f}|^2``).
         """
-        lo, hi = self.flicker_band
-        f = torch.logspace(math.log10(2 * lo), math.log10(hi / 5), 256, dtype=torch.float64)
-        rho = self.flicker_poles_rho()[:, None]
-        z = torch.polar(torch.ones_like(f), -2 * math.pi * f)
-        s_sum = (2 * (1 - rho ** 2) / (1 - rho * z).abs() ** 2).sum(0)
-        target = self.flicker_input_std ** 2 / torch.sin(math.pi * f)
-        return float(torch.exp(0.5 * torch.log(target / s_sum).mean()))
+        return _flicker_gain(self.flicker_poles, *self.flicker_band, self.flicker_input_std)
 
     def to_dict(self) -> dict:
         """Plain numbers only (for checkpoints and YAML); the distributions are fixed by the model."""
@@ -221,6 +216,16 @@ class RRAMConfig:
         if "flicker_band" in d:
             d["flicker_band"] = tuple(d["flicker_band"])
         return cls(**d)
+
+
+@functools.lru_cache(maxsize=32)
+def _flicker_gain(poles: int, lo: float, hi: float, input_std: float) -> float:
+    f = torch.logspace(math.log10(2 * lo), math.log10(hi / 5), 256, dtype=torch.float64)
+    rho = torch.exp(-2.0 * math.pi * torch.logspace(math.log10(lo), math.log10(hi), poles, dtype=torch.float64))[:, None]
+    z = torch.polar(torch.ones_like(f), -2 * math.pi * f)
+    s_sum = (2 * (1 - rho ** 2) / (1 - rho * z).abs() ** 2).sum(0)
+    target = input_std ** 2 / torch.sin(math.pi * f)
+    return float(torch.exp(0.5 * torch.log(target / s_sum).mean()))
 
 
 PRESETS: dict[str, dict] = {
