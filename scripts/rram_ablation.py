@@ -165,10 +165,10 @@ def report(out: Path):
                    label=f"{'BP, BNN' if rule == 'bp' else 'EP, Hopfield'} ({n} seed{'s' if n > 1 else ''})")
     ax.set_xticks(range(len(presets)), presets)
     allm = [v[0] for v in summary.values()]
-    ax.set_ylim(max(0.0, min(allm) - 5), 100)
+    ax.set_ylim(max(0.0, min(allm) - 5), 103)
     ax.set_ylabel("MNIST test accuracy (%)")
     ax.set_title("Weak-RESET RRAM: one imperfection at a time")
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "rram_ablation.png", dpi=120)
     print(f"wrote {out / 'table.md'} and {out / 'rram_ablation.png'}")
