@@ -26,13 +26,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from common import context, sync  # noqa: E402
+from common import context, sync
 
-from eqprop.data import load_dataset  # noqa: E402
-from eqprop.data.transforms import to_float  # noqa: E402
-from eqprop.devices import PRESETS, preset  # noqa: E402
-from eqprop.models.bnn import BinaryMLP  # noqa: E402
-from eqprop.optim import RRAMOptimizer  # noqa: E402
+from eqprop.data import load_dataset
+from eqprop.data.transforms import to_float
+from eqprop.devices import PRESETS, preset
+from eqprop.models.bnn import BinaryMLP
+from eqprop.optim import RRAMOptimizer
 
 
 def main(argv=None):
@@ -63,7 +63,7 @@ def main(argv=None):
         model = BinaryMLP([784, args.hidden, 10]).to(device)
         dev = RRAMOptimizer(model.binary_parameters(), preset(p), lr=8.0, seed=0)
         fl = torch.optim.Adam(model.float_parameters(), lr=8e-3)
-        runs[p] = dict(model=model, dev=dev, fl=fl, step_ms=[], device_ms=[], i=0)
+        runs[p] = {"model": model, "dev": dev, "fl": fl, "step_ms": [], "device_ms": [], "i": 0}
 
     def one_batch(r):
         i = r["i"] % args.batches

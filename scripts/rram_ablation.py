@@ -32,13 +32,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from eqprop.data import load_dataset  # noqa: E402
-from eqprop.data.transforms import to_float  # noqa: E402
-from eqprop.devices import PRESETS, preset  # noqa: E402
-from eqprop.models import HopfieldMLP  # noqa: E402
-from eqprop.models.bnn import BinaryMLP  # noqa: E402
-from eqprop.optim import RRAMOptimizer  # noqa: E402
-from eqprop.rules import EP  # noqa: E402
+from eqprop.data import load_dataset
+from eqprop.data.transforms import to_float
+from eqprop.devices import PRESETS, preset
+from eqprop.models import HopfieldMLP
+from eqprop.models.bnn import BinaryMLP
+from eqprop.optim import RRAMOptimizer
+from eqprop.rules import EP
 
 try:
     from tqdm import tqdm
@@ -197,8 +197,8 @@ def main(argv=None):
     out = Path(args.out)
     if args.report:
         return report(out)
-    defaults = {"bp": dict(epochs=3, hidden=256, batch=200, float_lr=8e-3),
-                "ep": dict(epochs=2, hidden=256, batch=100, float_lr=0.02)}[args.rule]
+    defaults = {"bp": {"epochs": 3, "hidden": 256, "batch": 200, "float_lr": 8e-3},
+                "ep": {"epochs": 2, "hidden": 256, "batch": 100, "float_lr": 0.02}}[args.rule]
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)

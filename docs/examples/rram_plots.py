@@ -19,14 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from scipy import integrate, signal, stats  # noqa: E402
+import matplotlib.pyplot as plt
+from scipy import integrate, signal, stats
 
-from eqprop.devices import D2D_DISTRIBUTIONS, RRAMArray, mean_model, preset  # noqa: E402
-from eqprop.devices.rram import flicker_noise  # noqa: E402
+from eqprop.devices import D2D_DISTRIBUTIONS, RRAMArray, mean_model, preset
+from eqprop.devices.rram import flicker_noise
 
 torch.set_num_threads(1)
 stats_out: dict = {}
@@ -133,8 +133,8 @@ for ax, (name, dist) in zip(axes, D2D_DISTRIBUTIONS.items()):
         base = stats.lognorm(dist.p1, scale=dist.p2)
         z = base.cdf(dist.high) - base.cdf(dist.low)
         pdf = base.pdf(grid) / z
-        mean = integrate.quad(lambda v: v * base.pdf(v), dist.low, dist.high, limit=200)[0] / z
-        m2 = integrate.quad(lambda v: v * v * base.pdf(v), dist.low, dist.high, limit=200)[0] / z
+        mean = integrate.quad(lambda v, b=base: v * b.pdf(v), dist.low, dist.high, limit=200)[0] / z
+        m2 = integrate.quad(lambda v, b=base: v * v * b.pdf(v), dist.low, dist.high, limit=200)[0] / z
         std = math.sqrt(m2 - mean ** 2)
     stats_out["d2d"][name] = {"sample_mean": float(s.mean()), "truncated_mean": float(mean),
                               "sample_std": float(s.std()), "truncated_std": float(std),

@@ -16,7 +16,6 @@ from scipy import integrate, signal, stats
 from eqprop.devices import D2D_DISTRIBUTIONS, RRAMArray, RRAMConfig, preset
 from eqprop.devices.rram import flicker_noise
 
-
 # -- RTN ----------------------------------------------------------------------------------------
 
 def test_rtn_transition_rates_over_long_simulation():

@@ -211,7 +211,7 @@ class RRAMConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RRAMConfig":
+    def from_dict(cls, d: dict) -> RRAMConfig:
         d = dict(d)
         if "flicker_band" in d:
             d["flicker_band"] = tuple(d["flicker_band"])
@@ -229,11 +229,11 @@ def _flicker_gain(poles: int, lo: float, hi: float, input_std: float) -> float:
 
 
 PRESETS: dict[str, dict] = {
-    "ideal": dict(rtn=False, flicker=False, d2d=False),
-    "rtn": dict(rtn=True, flicker=False, d2d=False),
-    "flicker": dict(rtn=False, flicker=True, d2d=False),
-    "d2d": dict(rtn=False, flicker=False, d2d=True),
-    "all": dict(rtn=True, flicker=True, d2d=True),
+    "ideal": {"rtn": False, "flicker": False, "d2d": False},
+    "rtn": {"rtn": True, "flicker": False, "d2d": False},
+    "flicker": {"rtn": False, "flicker": True, "d2d": False},
+    "d2d": {"rtn": False, "flicker": False, "d2d": True},
+    "all": {"rtn": True, "flicker": True, "d2d": True},
 }
 
 

@@ -10,7 +10,8 @@ the sign in the forward pass leaves them unchanged.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,7 @@ class BinaryMLP(nn.Module):
             raise ValueError(f"sizes must list at least the input size and the number of classes, got {sizes}")
         self.sizes = sizes
         self.activation = activation
-        self.linears = nn.ModuleList(BinaryLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.linears = nn.ModuleList(BinaryLinear(a, b) for a, b in itertools.pairwise(sizes))
         self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in sizes[1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,15 @@ from __future__ import annotations
 
 import torch
 
-from ..devices.rram import RRAMConfig, apply_pulses, init_devices, make_generator, pair_weight, preset, split_pulses
+from ..devices.rram import (
+    RRAMConfig,
+    apply_pulses,
+    init_devices,
+    make_generator,
+    pair_weight,
+    preset,
+    split_pulses,
+)
 
 __all__ = ["RRAMOptimizer"]
 
@@ -61,7 +69,7 @@ class RRAMOptimizer(torch.optim.Optimizer):
         if isinstance(config, str):
             config = preset(config)
         self.config = config if config is not None else RRAMConfig()
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, update=update, scale=scale)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "update": update, "scale": scale}
         super().__init__(params, defaults)
         devices = {p.device for g in self.param_groups for p in g["params"]}
         if len(devices) != 1:
