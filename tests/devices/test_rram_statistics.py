@@ -203,3 +203,22 @@ def test_pulses_are_integers_clamped_and_zero_leaves_a_device_unchanged():
         RRAMConfig(max_pulses=0)
     with pytest.raises(ValueError):
         preset("nope")
+
+
+def test_device_array_state_round_trips_through_weights_only_checkpoint():
+    import io
+
+    a = RRAMArray((3, 50), preset("all"), seed=11)
+    a.pulse(torch.randint(0, 15, (3, 50)))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = RRAMArray((3, 50), preset("ideal"), seed=0)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    assert b.config == a.config
+    k = torch.randint(0, 15, (3, 50))
+    a.pulse(k)
+    b.pulse(k)
+    assert torch.equal(a.resistance(), b.resistance())
+    for key in a.state:
+        assert torch.equal(a.state[key], b.state[key]) and a.state[key].dtype == b.state[key].dtype
