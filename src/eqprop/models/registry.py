@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..registry import ConfigError, register_model
+from .bnn import BinaryMLP
 from .conv import ConvHopfield
 from .ffebm import build_ffebm
 from .hamiltonian import HSSM
@@ -51,6 +52,12 @@ def vector_field_conv(input_shape, num_outputs, channels: list[int] = (32, 64), 
 
 
 register_model("ffebm", build_ffebm)
+
+
+@register_model("bnn-mlp", settings_from=BinaryMLP, exclude=("sizes",))
+def bnn_mlp(input_shape, num_outputs, hidden: list[int] = (1024, 1024), **kw) -> BinaryMLP:
+    """Binarized MLP (sign weights with a straight-through estimator, batch norm); trained by ``bp``."""
+    return BinaryMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
 
 
 @register_model("hssm", settings_from=HSSM, exclude=("d_input", "d_output"))

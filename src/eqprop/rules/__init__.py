@@ -14,6 +14,7 @@ from .rhel import RHEL
 from .holomorphic import HolomorphicEP
 from .continual import ContinualEP
 from .ffebm import FFEBMEP, FFEBMImplicit
+from .backprop import Backprop
 
 from ..registry import RULES, ConfigError  # noqa: E402
 
@@ -24,7 +25,7 @@ for _name, _cls, _fixed in [
     ("cpl", CpL, {}), ("cpl-positive", CpL, {"variant": "positive"}), ("cpl-negative", CpL, {"variant": "negative"}),
     ("cpl-centered", CpL, {"variant": "centered"}), ("bptt", BPTT, {}), ("rbp", RBP, {}),
     ("rhel", RHEL, {}), ("hep", HolomorphicEP, {}), ("cep", ContinualEP, {}), ("ffebm", FFEBMEP, {}),
-    ("ffebm-implicit", FFEBMImplicit, {}),
+    ("ffebm-implicit", FFEBMImplicit, {}), ("bp", Backprop, {}),
 ]:
     RULES.register(_name, _cls, listed=_name not in ("ep", "cpl"), **_fixed)
 
@@ -63,4 +64,4 @@ def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
     return entry.build(entry.check(settings, "rule"))
 
 
-__all__ = ["BPTT", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
+__all__ = ["BPTT", "Backprop", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
