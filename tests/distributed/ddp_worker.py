@@ -39,6 +39,36 @@ class Die(Callback):
             os._exit(3)
 
 
+def run(out, epochs, record=None, die_at=None, warm_start=False):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = eqprop.models.HopfieldMLP([20, 16, 4]).double()
+    rule = eqprop.rules.EP(variant="centered", beta=0.3, free_steps=12, nudge_steps=6, warm_start=warm_start)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    rec = Record()
+    cbs = [rec] + ([Die(die_at)] if die_at is not None else [])
+    train, test = data()
+    t = eqprop.Trainer(model, rule, opt, train, test, callbacks=cbs, schedule="none", epochs=epochs,
+                       batch_size=16, dtype="float64", progress=False, out=str(out))
+    summary = t.fit()
+    if record and t.rank == 0:
+        torch.save({"params": rec.params, "summary": summary, "history": t.history,
+                    "final": [p.detach().clone() for p in t.model.parameters()]}, record)
+
+
+def spawned(rank, world, port, kwargs):
+    """Entry of a process started by ``torch.multiprocessing`` (the environment torchrun would set)."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    try:
+        run(**kwargs)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("out")
@@ -47,20 +77,7 @@ def main():
     a.add_argument("--die-at", type=int)
     a.add_argument("--warm-start", action="store_true")
     args = a.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = eqprop.models.HopfieldMLP([20, 16, 4]).double()
-    rule = eqprop.rules.EP(variant="centered", beta=0.3, free_steps=12, nudge_steps=6, warm_start=args.warm_start)
-    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
-    rec = Record()
-    cbs = [rec] + ([Die(args.die_at)] if args.die_at is not None else [])
-    train, test = data()
-    t = eqprop.Trainer(model, rule, opt, train, test, callbacks=cbs, schedule="none", epochs=args.epochs,
-                       batch_size=16, dtype="float64", progress=False, out=args.out)
-    summary = t.fit()
-    if args.record and t.rank == 0:
-        torch.save({"params": rec.params, "summary": summary, "history": t.history,
-                    "final": [p.detach().clone() for p in t.model.parameters()]}, args.record)
+    run(args.out, args.epochs, args.record, args.die_at, args.warm_start)
 
 
 if __name__ == "__main__":
