@@ -39,6 +39,10 @@ def cmd_train(args) -> int:
     from .training import Trainer
 
     cfg = _config(args)
+    if cfg.run.get("nproc", 1) > 1 and "WORLD_SIZE" not in os.environ:  # data-parallel: start torchrun
+        from .training.distributed import launch_torchrun
+
+        return launch_torchrun(cfg.run["nproc"], ["train", *args.config])
     print(f"[eqprop] training {cfg.model['name']} on {cfg.data['name']} with {cfg.rule['name']} -> {cfg.out_dir()}",
           flush=True)
     s = Trainer.from_config(cfg).fit()

@@ -73,16 +73,16 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 @pytest.mark.requires_data("fashion-mnist")
 def test_torchrun_runs_the_cli(tmp_path):
-    """The documented launch: ``torchrun --nproc-per-node 2 -m eqprop train CONFIG ...``."""
+    """``python -m eqprop train CONFIG ... run.nproc=2``: starts ``torchrun --nproc-per-node 2 -m eqprop train``."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root / "src")}
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "eqprop", "train", str(root / "configs" / "fashion_mnist_mlp_ep.yaml"),
+    r = subprocess.run([sys.executable, "-m", "eqprop", "train", str(root / "configs" / "fashion_mnist_mlp_ep.yaml"), "run.nproc=2",
                         "data.train_subset=128", "data.test_subset=64", "model.hidden=[16]", "run.epochs=1",
                         "run.batch_size=32", "run.progress=false", "rule.free_steps=4", "rule.nudge_steps=2",
                         f"run.out={out}"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "torch.distributed.run --standalone --nproc-per-node=2 -m eqprop train" in r.stdout
     import json
 
     lines = (out / "metrics.jsonl").read_text().splitlines()

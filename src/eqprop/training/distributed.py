@@ -188,6 +188,12 @@ class AllReduceGrads(Callback):
 def attach(trainer) -> None:
     """Make ``trainer`` data-parallel when it runs in a process group of more than one process."""
     if trainer.world_size <= 1:
+        if trainer.run.nproc > 1:
+            import warnings
+
+            warnings.warn(f"run.nproc={trainer.run.nproc} is honoured by the eqprop command (it starts torchrun); "
+                          f"this Trainer runs in one process. Launch the script with torchrun --nproc-per-node "
+                          f"{trainer.run.nproc} instead.", stacklevel=3)
         return
     from .logging import LOGGERS
 
@@ -200,3 +206,14 @@ def attach(trainer) -> None:
         cbs = [cb for cb in cbs if not isinstance(cb, tuple(LOGGERS.values()))]
         trainer.run.progress = False
     trainer.callbacks = [dp.front, *cbs, dp.back]
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Run ``python -m eqprop ARGV`` in ``nproc`` processes on this machine (``torchrun --standalone``)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "eqprop", *argv]
+    print(f"[eqprop] run.nproc={nproc}: starting {' '.join(cmd[2:])}", flush=True)
+    return subprocess.call(cmd)

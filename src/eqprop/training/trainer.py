@@ -88,6 +88,8 @@ def check_run(run: RunConfig) -> None:
         raise ConfigError(f"run.log_every must be >= 0 (0: per epoch only), got {run.log_every}")
     if not run.max_loss > 0:
         raise ConfigError(f"run.max_loss must be > 0, got {run.max_loss}")
+    if run.nproc < 1:
+        raise ConfigError(f"run.nproc must be >= 1, got {run.nproc}")
 
 
 class Trainer:
