@@ -103,15 +103,18 @@ def main():
     base = {"benchmark": "ddp_speed", "model": f"HopfieldMLP 784-{args.hidden}-10 (ce)",
             "rule": f"ep-centered {args.free}/{args.nudge} async", "global_batch": args.batch,
             "timed_steps": args.steps, **context(device)}
-    plan = [("1 process", 1, args.threads), (f"{args.nproc} processes", args.nproc, args.threads)]
+    plan = [("1 process", 1, args.threads, args.batch), (f"{args.nproc} processes", args.nproc, args.threads, args.batch),
+            # what one process does per sample on a shard-sized batch: tells cache effects from parallelism
+            (f"1 process, batch {args.batch // args.nproc}", 1, args.threads, args.batch // args.nproc)]
     if device.type == "cpu":
-        plan.append((f"1 process, {args.nproc * args.threads} threads (intra-op)", 1, args.nproc * args.threads))
+        plan.append((f"1 process, {args.nproc * args.threads} threads (intra-op)", 1, args.nproc * args.threads, args.batch))
     rates = {}
-    for label, world, threads in plan:
-        secs = min(measure(world, args, threads) for _ in range(args.repeats))
-        rate = args.steps * args.batch / secs
+    for label, world, threads, batch in plan:
+        secs = min(measure(world, argparse.Namespace(**{**vars(args), "batch": batch}), threads)
+                   for _ in range(args.repeats))
+        rate = args.steps * batch / secs
         rates[label] = rate
-        print(json.dumps({**base, "config": label, "processes": world, "threads_per_process": threads,
+        print(json.dumps({**base, "config": label, "global_batch": batch, "processes": world, "threads_per_process": threads,
                           "ms_per_step": round(1000 * secs / args.steps, 2), "samples_per_s": round(rate, 1)}),
               flush=True)
     one, many = rates["1 process"], rates[f"{args.nproc} processes"]

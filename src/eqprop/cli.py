@@ -24,7 +24,9 @@ import torch
 def _split_config_args(items: list[str]) -> tuple[str | None, list[str]]:
     """The first argument is a config file unless it is a key=value override."""
     if items and "=" not in items[0]:
-        return items[0], items[1:]
+        from .packaged import find_config  # a bare name is a config shipped with eqprop
+
+        return find_config(items[0]), items[1:]
     return None, items
 
 
