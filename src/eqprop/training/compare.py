@@ -43,7 +43,7 @@ COMPARATIVE_STUDY_RULES = [
     "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
 ]
 GRID_KEYS = ("rules", "datasets", "seeds", "out")
-VOLATILE = (("run", "progress"), ("run", "resume"))  # settings that do not change a cell's result
+VOLATILE = (("run", "progress"), ("run", "resume"), ("run", "nproc"))  # settings that do not change a cell's result
 
 
 @dataclass

@@ -230,7 +230,7 @@ class Trainer:
         for section in ("rule", "optim", "run"):
             for k in sorted(set(old.get(section, {})) | set(new.get(section, {}))):
                 a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
-                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume")):
+                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume"), ("run", "nproc")):
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
