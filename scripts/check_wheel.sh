@@ -17,6 +17,7 @@ cd "$repo"
 rm -rf dist
 "$py" -m build --outdir dist . > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 ls dist
+unset PYTHONPATH  # the venv must see the installed wheel, not a source tree
 base="$("$py" -c 'import sys; print(sys._base_executable)')"
 "$base" -m venv "$work/venv"
 site_here="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
