@@ -39,7 +39,7 @@ class Die(Callback):
             os._exit(3)
 
 
-def run(out, epochs, record=None, die_at=None, warm_start=False):
+def run(out, epochs, record=None, die_at=None, warm_start=False, loader=False):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = eqprop.models.HopfieldMLP([20, 16, 4]).double()
@@ -48,6 +48,8 @@ def run(out, epochs, record=None, die_at=None, warm_start=False):
     rec = Record()
     cbs = [rec] + ([Die(die_at)] if die_at is not None else [])
     train, test = data()
+    if loader:  # a DataLoader (shuffled by torch's seeded generator); batches of 25 split 13/12 over 2 ranks
+        train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=25, shuffle=True)
     t = eqprop.Trainer(model, rule, opt, train, test, callbacks=cbs, schedule="none", epochs=epochs,
                        batch_size=16, dtype="float64", progress=False, out=str(out))
     summary = t.fit()

@@ -88,6 +88,8 @@ class DataParallel:
         self.gather_states = False
         self.correct = 0
         self.seen = 0
+        self.loss_sum = 0.0
+        self.loss_n = 0.0
         self.front, self.back = AllReduceGrads(self), ShardBatch(self)
 
     def bounds(self, n: int) -> tuple[int, int]:
@@ -143,6 +145,8 @@ class AllReduceGrads(Callback):
         dist.all_reduce(stats)
         total = float(stats[1])
         result.loss = (stats[0] / total).to(dtype=loss.dtype, device=loss.device)
+        dp.loss_sum += float(stats[0])  # the epoch's loss over every sample of every process
+        dp.loss_n += total
         groups: dict = {}
         for p in trainer.model.parameters():
             if p.grad is not None:  # every process's rule leaves the same parameters without .grad
@@ -181,8 +185,11 @@ class AllReduceGrads(Callback):
         dist.all_reduce(counts)
         if record.get("train_acc") is not None and counts[1] > 0:
             record["train_acc"] = float(counts[0] / counts[1])
+        if self.dp.loss_n:
+            record["train_loss"] = self.dp.loss_sum / self.dp.loss_n
         record["world_size"] = self.dp.world_size
         self.dp.correct = self.dp.seen = 0
+        self.dp.loss_sum = self.dp.loss_n = 0.0
 
 
 def attach(trainer) -> None:
