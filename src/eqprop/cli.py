@@ -24,7 +24,9 @@ import torch
 def _split_config_args(items: list[str]) -> tuple[str | None, list[str]]:
     """The first argument is a config file unless it is a key=value override."""
     if items and "=" not in items[0]:
-        return items[0], items[1:]
+        from .packaged import find_config  # a bare name is a config shipped with eqprop
+
+        return find_config(items[0]), items[1:]
     return None, items
 
 
@@ -39,6 +41,10 @@ def cmd_train(args) -> int:
     from .training import Trainer
 
     cfg = _config(args)
+    if cfg.run.get("nproc", 1) > 1 and "WORLD_SIZE" not in os.environ:  # data-parallel: start torchrun
+        from .training.distributed import launch_torchrun
+
+        return launch_torchrun(cfg.run["nproc"], ["train", *args.config])
     print(f"[eqprop] training {cfg.model['name']} on {cfg.data['name']} with {cfg.rule['name']} -> {cfg.out_dir()}",
           flush=True)
     s = Trainer.from_config(cfg).fit()

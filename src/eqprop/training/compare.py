@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ import yaml
 from ..config import SECTIONS, Config, ConfigError, config_from_dict, merge, parse_overrides, read_yaml
 from .. import rules as _rules  # noqa: F401  (registers the built-in rules)
 from ..registry import RULES
+from .claims import try_claim
+from .logging import write_atomic
 
 # Scellier et al. 2023 compare these nine (bptt is their truncated BPTT, TBP).
 COMPARATIVE_STUDY_RULES = [
@@ -40,7 +43,7 @@ COMPARATIVE_STUDY_RULES = [
     "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
 ]
 GRID_KEYS = ("rules", "datasets", "seeds", "out")
-VOLATILE = (("run", "progress"), ("run", "resume"))  # settings that do not change a cell's result
+VOLATILE = (("run", "progress"), ("run", "resume"), ("run", "nproc"))  # settings that do not change a cell's result
 
 
 @dataclass
@@ -140,6 +143,21 @@ def _comparable(d: dict) -> dict:
     return d
 
 
+def _done(cell: Cell) -> dict | None:
+    """The cell's summary if it finished with exactly this configuration (reads only)."""
+    summary, saved = cell.out / "summary.json", cell.out / "config.yaml"
+    if not summary.exists() or not saved.exists():
+        return None
+    try:
+        recorded, s = yaml.safe_load(saved.read_text()), json.loads(summary.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if recorded is not None and _comparable(recorded) == _comparable(cell.config.to_dict()) \
+            and s.get("epochs") == cell.config.run["epochs"]:
+        return s
+    return None
+
+
 def _finished(cell: Cell) -> dict | None:
     """The cell's summary if it finished with exactly this configuration; else None (an old run
     with another configuration is moved aside first, never deleted)."""
@@ -159,25 +177,50 @@ def _finished(cell: Cell) -> dict | None:
     return None
 
 
-def run_compare(cfg: CompareConfig, train=None) -> dict:
-    """Run (or resume) every cell, then write the table, JSON and plot. Returns the aggregate."""
+def run_compare(cfg: CompareConfig, train=None, poll_s: float = 10.0) -> dict:
+    """Run (or resume) every cell, then write the table, JSON and plot. Returns the aggregate.
+
+    Several workers (processes, or machines sharing the folder) may run the same grid at once: each
+    cell is claimed before it runs (``claims.py``), so it runs once; a worker whose cells are done
+    waits (polling every ``poll_s`` s) for the cells others hold, or takes over a stale claim.
+    Every worker then writes the same table.
+    """
     from tqdm.auto import tqdm
 
     from .trainer import train as train_fn
 
     train = train or train_fn
     cells = cfg.cells()
-    results = []
-    for cell in tqdm(cells, desc="compare", unit="run"):
-        s = _finished(cell)
-        if s is None:
-            s = train(cell.config)
-        results.append({**s, "label": cell.label})
+    found: dict[int, dict] = {}
+    waiting = list(range(len(cells)))
+    bar = tqdm(total=len(cells), desc="compare", unit="run")
+    first = True
+    while waiting:  # several workers may share the grid: each cell is claimed, run once, read by all
+        if not first:
+            time.sleep(poll_s)
+        left = []
+        for i in waiting:
+            cell = cells[i]
+            s = _done(cell)
+            if s is None:
+                claim = try_claim(cell.out)
+                if claim is None:  # another worker runs it; come back to it later
+                    left.append(i)
+                    continue
+                with claim:
+                    s = _finished(cell) or train(cell.config)
+            found[i] = {**s, "label": cell.label}
+            bar.update(1)
+        if left and first:
+            print(f"[eqprop] {len(left)} cell(s) are being run by other workers; waiting for them", flush=True)
+        waiting, first = left, False
+    bar.close()
+    results = [found[i] for i in range(len(cells))]
     agg = aggregate(results)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"cells": results, "aggregate": agg}, indent=2))
-    (out / "results.md").write_text(markdown_table(agg, cfg))
+    write_atomic(out / "results.json", json.dumps({"cells": results, "aggregate": agg}, indent=2))
+    write_atomic(out / "results.md", markdown_table(agg, cfg))
     plot(agg, cfg, out / "results.png")
     return agg
 
@@ -244,5 +287,7 @@ def plot(agg: dict, cfg: CompareConfig, path) -> None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)  # then renamed: concurrent workers never leave a half-written plot
+    os.replace(tmp, path)
     plt.close(fig)

@@ -18,6 +18,8 @@ class RunConfig:
     eval_batch_size: samples per evaluation batch.
     log_every: also log per-step metrics (``steps.jsonl``) every N batches (0: per epoch only).
     loggers: any of jsonl (metrics.jsonl), csv (metrics.csv), tensorboard (needs the extra).
+    nproc: data-parallel processes on this machine; ``eqprop train`` starts them with torchrun
+        (``batch_size`` stays the global batch). See docs/distributed.md.
     """
 
     epochs: int = 5
@@ -33,3 +35,4 @@ class RunConfig:
     eval_batch_size: int = 1000
     log_every: int = 0
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
+    nproc: int = 1

@@ -30,6 +30,7 @@ from ..callbacks import Batch, Callback, component_callbacks
 from ..data import check_inputs
 from ..registry import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
+from . import distributed
 from .data import as_tensors
 from .logging import make_loggers, plot_curves
 from .optimizers import build_schedule
@@ -87,6 +88,8 @@ def check_run(run: RunConfig) -> None:
         raise ConfigError(f"run.log_every must be >= 0 (0: per epoch only), got {run.log_every}")
     if not run.max_loss > 0:
         raise ConfigError(f"run.max_loss must be > 0, got {run.max_loss}")
+    if run.nproc < 1:
+        raise ConfigError(f"run.nproc must be >= 1, got {run.nproc}")
 
 
 class Trainer:
@@ -117,6 +120,8 @@ class Trainer:
             raise TypeError("give either run=RunConfig(...) or its settings as keywords, not both")
         check_run(run)
         self.run, self.config = run, config
+        self.rank, self.world_size = distributed.setup(run.device)  # (0, 1) unless under torchrun
+        self.is_main = self.rank == 0  # only rank 0 writes files
         self.device, self.dtype = resolve_device(run.device), resolve_dtype(run.dtype)
         seed_everything(run.seed)
         self.model = model.to(device=self.device, dtype=self.dtype)
@@ -145,6 +150,7 @@ class Trainer:
         check_out(self.out)
         self.callbacks: list[Callback] = [*callbacks, *component_callbacks(model, rule),
                                           *make_loggers(run.loggers, run.log_every)]
+        distributed.attach(self)  # data-parallel callbacks when world_size > 1
         self.epoch = 0  # epochs completed
         self.global_step = 0
         self.history: list[dict] = []
@@ -228,7 +234,7 @@ class Trainer:
                 a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
                 # run.out: a run folder moved or copied elsewhere is still the same run
                 if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume"),
-                                                   ("run", "out")):
+                                                   ("run", "out"), ("run", "nproc")):
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
@@ -394,7 +400,7 @@ class Trainer:
     def fit(self) -> dict:
         run = self.run
         check_out(self.out)
-        if not run.resume and self.out.is_dir() and any(self.out.iterdir()):
+        if not run.resume and self.is_main and self.out.is_dir() and any(self.out.iterdir()):
             aside = self.out.with_name(f"{self.out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             self.out.rename(aside)  # never delete a finished run's results
             print(f"[eqprop] run.resume=false: the earlier run in {self.out} was moved to {aside}", flush=True)
@@ -402,10 +408,11 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"run.out {str(self.out)!r} cannot be created ({e.strerror}); choose a writable folder") from None
+        distributed.barrier()  # the folder is ready before any process reads a checkpoint from it
         if run.resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
             print(f"[eqprop] resuming {self.out} after epoch {self.epoch}", flush=True)
-        if self.config is not None:
+        if self.config is not None and self.is_main:
             from ..config import save_config_dict
 
             save_config_dict(self.config, self.out / "config.yaml")
@@ -436,12 +443,13 @@ class Trainer:
                 cb.on_epoch_end(self, record)
             self.epoch += 1
             self.history.append(record)
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
+            if self.is_main:
+                save_checkpoint(self.state_dict(), self.checkpoint_path)
             for cb in self.callbacks:
                 cb.on_checkpoint(self)
             acc = "" if test["acc"] is None else f"  test acc {100 * test['acc']:.2f}%"
-            print(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {train['train_loss']:.4f} "
-                  f"acc {100 * train['train_acc']:.2f}%{acc}  ({record['epoch_time']:.1f}s)", flush=True)
+            print(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {record['train_loss']:.4f} "
+                  f"acc {100 * record['train_acc']:.2f}%{acc}  ({record['epoch_time']:.1f}s)", flush=True)
         summary = self.finish(time.time() - start)
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
@@ -451,7 +459,7 @@ class Trainer:
         cfg = self.config or {}
         name = lambda s, default: (cfg.get(s) or {}).get("name", default)  # noqa: E731
         data, model = name("data", "data"), name("model", type(self.model).__name__)
-        if self.history:
+        if self.history and self.is_main:
             plot_curves(self.history, self.out / "curves.png", title=f"{data} / {self.rule_name}")
         final = self.history[-1] if self.history else {}
         tests = [h["test_acc"] for h in self.history if h.get("test_acc") is not None]
@@ -463,7 +471,8 @@ class Trainer:
             "device": str(self.device), "dtype": self.run.dtype, "torch_threads": torch.get_num_threads(),
             "out": str(self.out),
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
 
