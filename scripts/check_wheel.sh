@@ -15,7 +15,8 @@ work="$(mktemp -d /tmp/eqprop-wheel.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 cd "$repo"
 rm -rf dist
-"$py" -m build --outdir dist . > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
+# --no-isolation: build with the venv's own setuptools, so nothing is downloaded
+"$py" -m build --no-isolation --skip-dependency-check --outdir dist . > "$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 ls dist
 unset PYTHONPATH  # the venv must see the installed wheel, not a source tree
 base="$("$py" -c 'import sys; print(sys._base_executable)')"

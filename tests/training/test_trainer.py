@@ -132,3 +132,15 @@ def test_loggers_csv_and_per_step_jsonl(tmp_path):
     assert rows[0].startswith("epoch,train_loss,train_acc") and len(rows) == 3
     steps = [json.loads(s) for s in (out / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [0, 3, 6, 9, 12, 15, 18]  # 10 batches per epoch
+
+
+def test_a_run_without_test_data_still_writes_its_folder(tmp_path):
+    """Tensors in, no test split: the run trains, and the curves show the training split only."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 12, generator=g), torch.randint(0, 3, (256,), generator=g)
+    model = __import__("eqprop").models.HopfieldMLP([12, 8, 3])
+    rule = __import__("eqprop").rules.EP(beta=0.5, free_steps=5, nudge_steps=2)
+    t = Trainer(model, rule, torch.optim.SGD(model.parameters(), lr=0.05), (x, y), epochs=2, batch_size=32,
+                out=str(tmp_path / "run"), progress=False)
+    s = t.fit()
+    assert s["test_acc"] is None and s["epochs"] == 2 and (tmp_path / "run" / "curves.png").exists()

@@ -164,6 +164,8 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     for split in ("train", "test"):
+        if any(h.get(f"{split}_acc") is None for h in history):
+            continue  # no test data
         ax1.plot(epochs, [h[f"{split}_loss"] for h in history], marker="o", label=split)
         ax2.plot(epochs, [100 * h[f"{split}_acc"] for h in history], marker="o", label=split)
     ax1.set(xlabel="epoch", ylabel="loss (cost at the free state)")

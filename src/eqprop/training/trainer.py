@@ -159,6 +159,11 @@ class Trainer:
         y = self.train[1] if self.train is not None else None
         self.num_classes = int(y.max()) + 1 if y is not None and y.dim() == 1 and len(y) else None
 
+    def say(self, *args, **kw) -> None:
+        """Print on the main process only (under torchrun every rank runs this code)."""
+        if self.is_main:
+            print(*args, **kw)
+
     @property
     def rule_name(self) -> str:
         return str(getattr(self.rule, "name", type(self.rule).__name__))
@@ -240,7 +245,7 @@ class Trainer:
             return
         entry = {"epoch": self.epoch, "changes": changes}
         self.config_changes.append(entry)
-        print(f"[eqprop] resuming after epoch {self.epoch} with changed settings (recorded in config_history.jsonl): "
+        self.say(f"[eqprop] resuming after epoch {self.epoch} with changed settings (recorded in config_history.jsonl): "
               + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
         if "optim.lr" in changes:
             from .optimizers import param_groups
@@ -403,7 +408,7 @@ class Trainer:
         if not run.resume and self.is_main and self.out.is_dir() and any(self.out.iterdir()):
             aside = self.out.with_name(f"{self.out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             self.out.rename(aside)  # never delete a finished run's results
-            print(f"[eqprop] run.resume=false: the earlier run in {self.out} was moved to {aside}", flush=True)
+            self.say(f"[eqprop] run.resume=false: the earlier run in {self.out} was moved to {aside}", flush=True)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -411,7 +416,7 @@ class Trainer:
         distributed.barrier()  # the folder is ready before any process reads a checkpoint from it
         if run.resume and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location=self.device))
-            print(f"[eqprop] resuming {self.out} after epoch {self.epoch}", flush=True)
+            self.say(f"[eqprop] resuming {self.out} after epoch {self.epoch}", flush=True)
         if self.config is not None and self.is_main:
             from ..config import save_config_dict
 
@@ -426,7 +431,7 @@ class Trainer:
         extra = self.model.extra_repr() if hasattr(self.model, "extra_repr") else ""
         n_test = "no" if self.test is None and self.test_loader is None else (
             len(self.test[1]) if self.test is not None else "loader")
-        print(f"[eqprop] {type(self.model).__name__}({extra}), {n_params:,} parameters; {self.rule}; "
+        self.say(f"[eqprop] {type(self.model).__name__}({extra}), {n_params:,} parameters; {self.rule}; "
               f"{self.num_train} training / {n_test} test samples, {self.device}", flush=True)
         start = time.time()
         while self.epoch < run.epochs:
@@ -448,7 +453,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_checkpoint(self)
             acc = "" if test["acc"] is None else f"  test acc {100 * test['acc']:.2f}%"
-            print(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {record['train_loss']:.4f} "
+            self.say(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {record['train_loss']:.4f} "
                   f"acc {100 * record['train_acc']:.2f}%{acc}  ({record['epoch_time']:.1f}s)", flush=True)
         summary = self.finish(time.time() - start)
         for cb in self.callbacks:
