@@ -313,25 +313,49 @@ def resistance(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tens
     return state["R0"] * torch.exp(log_resistance(state, config))
 
 
-def _flicker_tables(config: RRAMConfig, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """``rho_j^k`` and ``sqrt(1 - rho_j^(2k))`` for ``k = 0 .. max_pulses``: two
-    ``(max_pulses + 1, P)`` tables; an update looks them up (an embedding lookup is several times
-    cheaper on the CPU than computing ``exp`` and ``sqrt`` for every device and section)."""
-    log_rho = torch.log(config.flicker_poles_rho())
-    k = torch.arange(config.max_pulses + 1, dtype=torch.float64)
+@functools.lru_cache(maxsize=64)
+def _flicker_table(poles: int, band: tuple[float, float], max_pulses: int, device: torch.device,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """``[rho_j^k | sqrt(1 - rho_j^(2k))]`` for ``k = 0 .. max_pulses``: one ``(max_pulses + 1, 2P)``
+    table (built once per configuration and torch device, not at every update); an update looks
+    it up (an embedding lookup is several times cheaper on the CPU than computing ``exp`` and
+    ``sqrt`` for every device and section)."""
+    lo, hi = band
+    f = torch.logspace(math.log10(lo), math.log10(hi), poles, dtype=torch.float64)
+    log_rho = -2.0 * math.pi * f
+    k = torch.arange(max_pulses + 1, dtype=torch.float64)
     decay = torch.exp(k[:, None] * log_rho[None, :])
     sd = torch.sqrt(1.0 - decay * decay)
-    return decay.to(device=device, dtype=dtype), sd.to(device=device, dtype=dtype)
+    return torch.cat((decay, sd), 1).to(device=device, dtype=dtype)
+
+
+def _flicker_tables(config: RRAMConfig, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rho_j^k`` and ``sqrt(1 - rho_j^(2k))`` for ``k = 0 .. max_pulses``: two
+    ``(max_pulses + 1, P)`` tables (views of the cached ``_flicker_table``)."""
+    t = _flicker_table(config.flicker_poles, tuple(config.flicker_band), config.max_pulses,
+                       torch.device(device), dtype)
+    P = config.flicker_poles
+    return t[:, :P], t[:, P:]
+
+
+@functools.lru_cache(maxsize=64)
+def _rtn_lambda(p_01: float, p_10: float, max_pulses: int, device: torch.device) -> torch.Tensor:
+    k = torch.arange(max_pulses + 1, dtype=torch.float64)
+    return torch.pow(1.0 - p_01 - p_10, k).to(device=device)
 
 
 def _rtn_table(config: RRAMConfig, device, dtype) -> torch.Tensor:
-    """``lambda^k`` for ``k = 0 .. max_pulses`` (``lambda = 1 - p_01 - p_10``)."""
-    k = torch.arange(config.max_pulses + 1, dtype=torch.float64)
-    return torch.pow(1.0 - config.p_01 - config.p_10, k).to(device=device, dtype=dtype)
+    """``lambda^k`` for ``k = 0 .. max_pulses`` (``lambda = 1 - p_01 - p_10``; cached)."""
+    return _rtn_lambda(config.p_01, config.p_10, config.max_pulses, torch.device(device)).to(dtype)
 
 
-def _advance_rtn(state, k, config: RRAMConfig, generator, draw_shape, shared: bool) -> None:
-    """``k`` steps of every device's two-state chain, in closed form.
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A flat *view* of a state tensor (in-place writes through it must reach the state)."""
+    return t.view(-1)
+
+
+def _advance_rtn(state, rows: torch.Tensor, k: torch.Tensor, config: RRAMConfig, generator) -> None:
+    """``k`` steps of the two-state chain of each pulsed device (flat indices ``rows``), in closed form.
 
     With ``lambda = 1 - p - q`` and ``pi = p / (p + q)``, after ``k`` steps a low device is high
     with probability ``pi (1 - lambda^k)`` and a high one is low with ``(1 - pi)(1 - lambda^k)``.
@@ -339,31 +363,64 @@ def _advance_rtn(state, k, config: RRAMConfig, generator, draw_shape, shared: bo
     probability is below ``bound = max(pi, 1 - pi)(1 - lambda^max_pulses)`` (about 3% at 14 pulses),
     only the few devices with ``u < bound`` are looked at (gathered, decided exactly, scattered
     back). On entering the high state the amplitude ``A = a * u / P(switch)`` reuses the draw
-    (``u / P`` is ``U(0, 1)`` given ``u < P``).
+    (``u / P`` is ``U(0, 1)`` given ``u < P``). Unpulsed devices draw nothing and do not change.
     """
     p, q = config.p_01, config.p_10
     pi = p / (p + q)
-    lam = _rtn_table(config, k.device, torch.float64)
+    lam = _rtn_lambda(p, q, config.max_pulses, rows.device)
     bound = max(pi, 1.0 - pi) * (1.0 - float(lam[-1]))
-    u = torch.rand(draw_shape, generator=generator, device=k.device, dtype=state["rtn_amp"].dtype)
-    cand = torch.nonzero(u.reshape(-1) < bound).squeeze(1)
-    if cand.numel() == 0:
+    amp = _flat(state["rtn_amp"])
+    u = torch.rand(rows.shape, generator=generator, device=rows.device, dtype=amp.dtype)
+    sel = torch.nonzero(u < bound).squeeze(1)
+    if sel.numel() == 0:
         return
-    d0 = k.shape[0] if shared else 1
-    cols = u.numel()
-    high = state["rtn_high"].view(d0, cols)
-    amp = state["rtn_amp"].view(d0, cols)
-    amax = state["rtn_amp_max"].view(d0, cols)
-    kc = k.reshape(d0, cols)[:, cand]                         # (d0, m)
-    hc = high[:, cand]
-    uc = u.reshape(-1)[cand].to(torch.float64).expand(d0, -1)
-    one_minus = 1.0 - torch.take(lam, kc)
+    high = _flat(state["rtn_high"])
+    rc = rows[sel]
+    kc = k[sel]
+    hc = high[rc]
+    uc = u[sel].to(torch.float64)
+    one_minus = 1.0 - lam[kc]
     p_switch = torch.where(hc, (1.0 - pi) * one_minus, pi * one_minus)
-    switch = uc < p_switch                                     # never where k = 0 (p_switch = 0)
+    switch = uc < p_switch                                     # k >= 1 here, so p_switch > 0
     entered = switch & ~hc
-    fresh = amax[:, cand] * (uc / p_switch.clamp(min=1e-300)).to(amp.dtype)
-    amp[:, cand] = torch.where(entered, fresh, amp[:, cand])
-    high[:, cand] = hc ^ switch
+    fresh = _flat(state["rtn_amp_max"])[rc] * (uc / p_switch.clamp(min=1e-300)).to(amp.dtype)
+    amp[rc] = torch.where(entered, fresh, amp[rc])
+    high[rc] = hc ^ switch
+
+
+def _advance_flicker(state, rows: torch.Tensor, k: torch.Tensor, config: RRAMConfig, generator) -> torch.Tensor:
+    """Each section of each pulsed device: ``x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi`` (the
+    exact ``k``-step AR(1), unit variance), on the pulsed rows only (gathered, updated, scattered
+    back): ``P`` Gaussian draws per pulsed device, none for an unpulsed one (``k = 0`` leaves it
+    exactly as it was). Returns the pulsed rows' new sections ``(m, P)``."""
+    x = state["flicker"]
+    P = x.shape[-1]
+    xf = x.view(-1, P)
+    table = _flicker_table(config.flicker_poles, tuple(config.flicker_band), config.max_pulses, x.device, x.dtype)
+    looked_up = F.embedding(k, table)                          # (m, 2P): rho^k | sqrt(1 - rho^2k)
+    xs = xf.index_select(0, rows)
+    noise = torch.randn(xs.shape, generator=generator, device=x.device, dtype=x.dtype)
+    xs.mul_(looked_up[:, :P]).addcmul_(noise, looked_up[:, P:])
+    xf.index_copy_(0, rows, xs)
+    return xs
+
+
+def _apply_counts(state: dict[str, torch.Tensor], k: torch.Tensor, config: RRAMConfig,
+                  generator: torch.Generator) -> None:
+    """Add the int64 counts ``k`` (devices' shape, already clamped) and advance the noise of the
+    pulsed devices only."""
+    n = state["n"]
+    n.add_(k.to(n.dtype))
+    if config.rtn or config.flicker:
+        kf = k.reshape(-1)
+        rows = torch.nonzero(kf).squeeze(1)                    # flat indices of the pulsed devices
+        if rows.numel() == 0:
+            return
+        kr = kf[rows]
+        if config.rtn:
+            _advance_rtn(state, rows, kr, config, generator)
+        if config.flicker:
+            _advance_flicker(state, rows, kr, config, generator)
 
 
 @torch.no_grad()
@@ -374,29 +431,90 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
     ``pulses``: a tensor broadcastable to the devices' shape; rounded and clamped to
     ``[0, max_pulses]``. A device with 0 pulses is left exactly as it was.
 
-    ``shared=True`` draws one set of random numbers per index of dimensions ``1:`` and uses it
-    for every index of dimension 0. It is exact (independent noise for every device) only when
-    at most one device along dimension 0 receives pulses, as in a pair update (``update_pairs``):
-    the unpulsed device ignores its draw. It halves the random numbers of a pair update.
+    Random numbers are drawn for the pulsed devices only, independently for each (the noise of
+    a device advances only when it is pulsed). ``shared`` is accepted for backward compatibility
+    and has no effect (it once let the two devices of a pair share one draw).
     """
     n = state["n"]
     k = torch.round(torch.as_tensor(pulses, device=n.device)).clamp_(0, config.max_pulses)
     k = k.to(torch.int64).expand(n.shape)
-    n.add_(k.to(n.dtype))
-    dtype = state["c1"].dtype
-    draw_shape = n.shape[1:] if shared else n.shape
-    if config.rtn:
-        _advance_rtn(state, k, config, generator, draw_shape, shared)
-    if config.flicker:
-        # each section x_j <- rho_j^k x_j + sqrt(1 - rho_j^(2k)) xi (exact k-step AR(1), unit variance)
-        x = state["flicker"]                       # (*shape, P)
-        decay_table, sd_table = _flicker_tables(config, n.device, dtype)
-        looked_up = F.embedding(k, torch.cat((decay_table, sd_table), 1))  # one lookup of both tables
-        P = x.shape[-1]
-        decay, sd = looked_up[..., :P], looked_up[..., P:]          # rho^k (1 where k = 0), sqrt(1 - rho^2k)
-        noise = torch.randn(draw_shape + (x.shape[-1],), generator=generator, device=n.device, dtype=dtype)
-        x.mul_(decay).addcmul_(noise, sd)  # noise broadcasts over dim 0 when shared
+    _apply_counts(state, k, config, generator)
     return k
+
+
+@torch.no_grad()
+def _update_pairs_counts(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
+                         generator: torch.Generator, log_r: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pair update on a ``(2, *shape)`` state, done on the pulsed synapses only.
+
+    ``pulses``: signed counts per synapse, rounded and clamped to ``+-max_pulses``; positive ones
+    go to device 1, negative ones to device 2. Only the ``m`` pulsed synapses are touched (their
+    one pulsed device each: pulse count, RTN chain, flicker sections), so the cost follows ``m``
+    rather than ``2 * shape``. ``log_r`` (optional, ``(2, *shape)``): a cache of every device's
+    ``log R`` (``_pair_log_r``), refreshed at the pulsed devices.
+
+    Returns the applied signed counts per synapse (``pulses``' dtype) and the flat indices of the
+    pulsed synapses.
+    """
+    M = config.max_pulses
+    ks = torch.round(pulses).clamp_(-M, M)
+    kflat = ks.reshape(-1)
+    idx = torch.nonzero(kflat).squeeze(1)                      # pulsed synapses
+    if idx.numel() == 0:
+        return ks, idx
+    kv = kflat[idx].to(torch.int64)
+    rows = torch.where(kv < 0, idx + kflat.numel(), idx)      # flat index of the pulsed device
+    kr = kv.abs_()
+    nflat = _flat(state["n"])
+    nflat.index_add_(0, rows, kr.to(nflat.dtype))
+    if config.rtn:
+        _advance_rtn(state, rows, kr, config, generator)
+    xs = _advance_flicker(state, rows, kr, config, generator) if config.flicker else None
+    if log_r is not None:
+        _flat(log_r).index_copy_(0, rows, _log_r(state, config, rows, xs))
+    return ks, idx
+
+
+def _flicker_weights(config: RRAMConfig, device, dtype) -> torch.Tensor:
+    """``alpha * flicker_gain()`` for each section: ``alpha w_1/f = x @ this``."""
+    return _flicker_vector(config.flicker_poles, tuple(config.flicker_band), config.flicker_input_std,
+                           config.alpha, torch.device(device), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _flicker_vector(poles, band, input_std, alpha, device, dtype) -> torch.Tensor:
+    g = alpha * _flicker_gain(poles, *band, input_std)
+    return torch.full((poles,), g, dtype=dtype, device=device)
+
+
+def _log_r(state: dict[str, torch.Tensor], config: RRAMConfig, rows: torch.Tensor | None = None,
+           flicker_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``log R = log R0 + w`` of every device (``rows=None``: shape of the state), or of the flat
+    indices ``rows`` (``flicker_rows``: their flicker sections, when already at hand)."""
+    def get(key):
+        t = state[key]
+        return t if rows is None or t.dim() == 0 else _flat(t)[rows]
+
+    n = get("n").to(state["c1"].dtype)
+    w = mean_model(n, get("m1"), get("n_star"), get("c1"), get("m2"))
+    if config.rtn:
+        w = w + torch.where(get("rtn_high"), get("rtn_amp"), 0.0)
+    if config.flicker:
+        x = state["flicker"] if rows is None else (
+            flicker_rows if flicker_rows is not None else state["flicker"].view(-1, state["flicker"].shape[-1])[rows])
+        w = w + x @ _flicker_weights(config, x.device, x.dtype)
+    return w.add_(torch.log(get("R0")))
+
+
+def _pair_log_r(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+    """``log R`` of every device of a ``(2, *shape)`` state (the optimizer's read-back cache)."""
+    return _log_r(state, config)
+
+
+def _pair_sign(log_r: torch.Tensor) -> torch.Tensor:
+    """``sign(R_1 - R_2) = sign(log R_1 - log R_2)`` of a ``(2, *shape)`` tensor of ``log R``."""
+    return torch.sub(log_r[0], log_r[1]).sign_()
 
 
 def _check_state(state: dict, expected: dict) -> None:
@@ -473,8 +591,7 @@ class RRAMPairs(RRAMArray):
         super().__init__((2,) + self.synapse_shape, config, seed, generator, device, dtype)
 
     def weight(self) -> torch.Tensor:
-        r = self.resistance()
-        return torch.sign(r[0] - r[1])
+        return pair_weight(self.state, self.config)
 
     def update(self, pulses: torch.Tensor) -> torch.Tensor:
         """Signed pulse counts per synapse; returns the applied signed counts (clamped)."""
@@ -491,11 +608,9 @@ def split_pulses(pulses: torch.Tensor, max_pulses: int) -> torch.Tensor:
 def update_pairs(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
                  generator: torch.Generator) -> torch.Tensor:
     """The functional form of ``RRAMPairs.update`` on a ``(2, *shape)`` device state."""
-    k = apply_pulses(state, split_pulses(pulses, config.max_pulses), config, generator, shared=True)
-    return (k[0] - k[1]).to(pulses.dtype)
+    return _update_pairs_counts(state, pulses, config, generator).to(pulses.dtype)
 
 
 def pair_weight(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
-    """``sign(R_1 - R_2)`` of a ``(2, *shape)`` device state."""
-    r = resistance(state, config)
-    return torch.sign(r[0] - r[1])
+    """``sign(R_1 - R_2)`` of a ``(2, *shape)`` device state (compared as ``log R``: no ``exp``)."""
+    return _pair_sign(_log_r(state, config))

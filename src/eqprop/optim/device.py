@@ -22,10 +22,15 @@ it), so a checkpoint of model + optimizer resumes the same devices.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..devices.rram import (
     RRAMConfig,
+    _pair_log_r,
+    _pair_sign,
+    _update_pairs_counts,
     apply_pulses,
     init_devices,
     make_generator,
@@ -75,6 +80,7 @@ class RRAMOptimizer(torch.optim.Optimizer):
         if len(devices) != 1:
             raise ValueError(f"all device-stored parameters must be on one torch device, got {devices}")
         self.generator = make_generator(seed, next(iter(devices)))
+        self._log_r: dict[torch.Tensor, torch.Tensor] = {}   # read-back cache: log R of every device
         self.pulses_applied = 0.0
         with torch.no_grad():
             for group in self.param_groups:
@@ -105,11 +111,21 @@ class RRAMOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def sync(self) -> None:
-        """Write every parameter back from its devices (after a load, or if a user changed ``p``)."""
+        """Write every parameter back from its devices (after a load, or if a user changed ``p`` or
+        the device state by hand)."""
+        self._log_r = {}
         for group in self.param_groups:
             for p in group["params"]:
                 st = self.state[p]
                 p.copy_(st["scale"] * pair_weight(st["devices"], self.config).to(p.dtype))
+
+    def _cached_log_r(self, p: torch.Tensor) -> torch.Tensor:
+        """``log R`` of every device behind ``p``: computed in full once, then refreshed by each step
+        at the pulsed devices only (the others did not change: noise advances only with pulses)."""
+        lr = self._log_r.get(p)
+        if lr is None:
+            lr = self._log_r[p] = _pair_log_r(self.state[p]["devices"], self.config)
+        return lr
 
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -134,14 +150,14 @@ class RRAMOptimizer(torch.optim.Optimizer):
                     m, v = st["exp_avg"], st["exp_avg_sq"]
                     m.mul_(b1).add_(g, alpha=1 - b1)
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                    denom = (v / (1 - b2 ** t)).sqrt_().add_(group["eps"])
-                    u = m / denom * (-lr / (1 - b1 ** t))
+                    u = v.sqrt().div_(math.sqrt(1 - b2 ** t)).add_(group["eps"])   # Adam's denominator
+                    torch.div(m, u, out=u).mul_(-lr / (1 - b1 ** t))
                 else:
                     u = g * (-lr)
-                k = split_pulses(u, cfg.max_pulses)
-                applied = apply_pulses(st["devices"], k, cfg, self.generator, shared=True)
-                total += float(applied.sum())
-                p.copy_(st["scale"] * pair_weight(st["devices"], cfg).to(p.dtype))
+                log_r = self._cached_log_r(p)
+                applied, _ = _update_pairs_counts(st["devices"], u, cfg, self.generator, log_r)
+                total += float(applied.abs().sum())
+                p.copy_(_pair_sign(log_r).mul_(st["scale"]))
         self.pulses_applied = total
         return loss
 
