@@ -117,6 +117,10 @@ def run(variant, args, data, seed=0):
     biases = [b for n, b in model.named_parameters() if not n.endswith("weight")]
     kind, _, arg = variant.partition(":")
     lr = args.lr
+    if args.scale_mult != 1.0:
+        with torch.no_grad():   # binary read-outs take scale = mean |W|: scale the initial W instead
+            for w in weights:
+                w.mul_(args.scale_mult)
     if kind == "rram":
         opt = RRAMOptimizer(weights, preset(arg), lr=lr, scale=None, seed=1000 + seed)
     elif kind == "hidden":
@@ -149,7 +153,7 @@ def run(variant, args, data, seed=0):
         if nb >= args.batches:
             break
     acc = evaluate("ep", model, rule, xte, yte)
-    rec = {"variant": variant, "lr": lr, "seed": seed, "batches": nb, "test_acc": round(acc, 2),
+    rec = {"variant": variant, "lr": lr, "scale_mult": args.scale_mult, "seed": seed, "batches": nb, "test_acc": round(acc, 2),
            "flip_frac_first50": round(sum(flips[:50]) / 50, 4), "flip_frac_last50": round(sum(flips[-50:]) / 50, 5),
            "seconds": round(time.time() - t0, 1)}
     if kind == "rram":
@@ -174,6 +178,7 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--lr", type=float, default=8.0)
     ap.add_argument("--float-w-lr", type=float, default=0.05)
+    ap.add_argument("--scale-mult", type=float, default=1.0, help="multiply the initial weights (and so the binary scale)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--out", default=None)
     args = ap.parse_args()

@@ -375,17 +375,17 @@ def _advance_rtn(state, rows: torch.Tensor, k: torch.Tensor, config: RRAMConfig,
     if sel.numel() == 0:
         return
     high = _flat(state["rtn_high"])
-    rc = rows[sel]
-    kc = k[sel]
-    hc = high[rc]
-    uc = u[sel].to(torch.float64)
-    one_minus = 1.0 - lam[kc]
+    rc = rows.index_select(0, sel)
+    kc = k.index_select(0, sel)
+    hc = high.index_select(0, rc)
+    uc = u.index_select(0, sel).to(torch.float64)
+    one_minus = 1.0 - lam.index_select(0, kc)
     p_switch = torch.where(hc, (1.0 - pi) * one_minus, pi * one_minus)
     switch = uc < p_switch                                     # k >= 1 here, so p_switch > 0
     entered = switch & ~hc
-    fresh = _flat(state["rtn_amp_max"])[rc] * (uc / p_switch.clamp(min=1e-300)).to(amp.dtype)
-    amp[rc] = torch.where(entered, fresh, amp[rc])
-    high[rc] = hc ^ switch
+    fresh = _flat(state["rtn_amp_max"]).index_select(0, rc) * (uc / p_switch.clamp(min=1e-300)).to(amp.dtype)
+    amp.index_copy_(0, rc, torch.where(entered, fresh, amp.index_select(0, rc)))
+    high.index_copy_(0, rc, hc ^ switch)
 
 
 def _advance_flicker(state, rows: torch.Tensor, k: torch.Tensor, config: RRAMConfig, generator) -> torch.Tensor:
@@ -413,10 +413,10 @@ def _apply_counts(state: dict[str, torch.Tensor], k: torch.Tensor, config: RRAMC
     n.add_(k.to(n.dtype))
     if config.rtn or config.flicker:
         kf = k.reshape(-1)
-        rows = torch.nonzero(kf).squeeze(1)                    # flat indices of the pulsed devices
+        rows = torch.nonzero(kf != 0).squeeze(1)               # flat indices of the pulsed devices
         if rows.numel() == 0:
             return
-        kr = kf[rows]
+        kr = kf.index_select(0, rows)
         if config.rtn:
             _advance_rtn(state, rows, kr, config, generator)
         if config.flicker:
@@ -460,10 +460,10 @@ def _update_pairs_counts(state: dict[str, torch.Tensor], pulses: torch.Tensor, c
     M = config.max_pulses
     ks = torch.round(pulses).clamp_(-M, M)
     kflat = ks.reshape(-1)
-    idx = torch.nonzero(kflat).squeeze(1)                      # pulsed synapses
+    idx = torch.nonzero(kflat != 0).squeeze(1)                 # pulsed synapses (nonzero is ~2x faster on bool)
     if idx.numel() == 0:
         return ks, idx
-    kv = kflat[idx].to(torch.int64)
+    kv = kflat.index_select(0, idx).to(torch.int64)
     rows = torch.where(kv < 0, idx + kflat.numel(), idx)      # flat index of the pulsed device
     kr = kv.abs_()
     nflat = _flat(state["n"])
@@ -494,7 +494,7 @@ def _log_r(state: dict[str, torch.Tensor], config: RRAMConfig, rows: torch.Tenso
     indices ``rows`` (``flicker_rows``: their flicker sections, when already at hand)."""
     def get(key):
         t = state[key]
-        return t if rows is None or t.dim() == 0 else _flat(t)[rows]
+        return t if rows is None or t.dim() == 0 else _flat(t).index_select(0, rows)
 
     n = get("n").to(state["c1"].dtype)
     w = mean_model(n, get("m1"), get("n_star"), get("c1"), get("m2"))
@@ -502,7 +502,8 @@ def _log_r(state: dict[str, torch.Tensor], config: RRAMConfig, rows: torch.Tenso
         w = w + torch.where(get("rtn_high"), get("rtn_amp"), 0.0)
     if config.flicker:
         x = state["flicker"] if rows is None else (
-            flicker_rows if flicker_rows is not None else state["flicker"].view(-1, state["flicker"].shape[-1])[rows])
+            flicker_rows if flicker_rows is not None
+            else state["flicker"].view(-1, state["flicker"].shape[-1]).index_select(0, rows))
         w = w + x @ _flicker_weights(config, x.device, x.dtype)
     return w.add_(torch.log(get("R0")))
 
