@@ -6,7 +6,7 @@ on weak-RESET RRAM pairs (``eqprop.optim.RRAMOptimizer``) and record the test ac
 - BP: ``BinaryMLP([784, H, 10])`` (sign weights, batch norm, hardtanh), cross-entropy,
   device Adam (lr in pulses, clamp +-14), batch-norm parameters by Adam 8e-3.
 - EP: ``HopfieldMLP([784, H, 10], output="ce")`` with centered EP, weights ``scale * sign(R1-R2)``
-  (``scale`` = the layer's mean |W| at initialisation), biases by SGD.
+  (``scale`` = ``--scale-mult`` x the layer's mean |W| at initialisation), biases by SGD.
 
     python scripts/rram_ablation.py --rule bp --seeds 0 1 2 --out runs/rram_ablation
     python scripts/rram_ablation.py --rule ep --seeds 0 --out runs/rram_ablation
@@ -79,7 +79,8 @@ def build(rule: str, device_preset: str, seed: int, args):
                   mode="async")
     weights = [w for n, w in model.named_parameters() if n.endswith("weight")]
     biases = [b for n, b in model.named_parameters() if not n.endswith("weight")]
-    dev_opt = RRAMOptimizer(weights, cfg, lr=args.pulse_lr, scale=None, seed=1000 + seed)
+    groups = [{"params": [w], "scale": args.scale_mult * float(w.detach().abs().mean())} for w in weights]
+    dev_opt = RRAMOptimizer(groups, cfg, lr=args.pulse_lr, seed=1000 + seed)
     float_opt = torch.optim.SGD(biases, lr=args.float_lr)
     return model, rule_obj, dev_opt, float_opt
 
@@ -127,7 +128,7 @@ def train_cell(rule, device_preset, seed, data, args, max_batches=None):
         print(f"{rule} {device_preset} seed {seed} epoch {epoch}: test {acc:.2f}%  pulses {pulses:.3g}  "
               f"({time.time() - t0:.0f} s)", flush=True)
     return {"rule": rule, "preset": device_preset, "seed": seed, "epochs": args.epochs, "hidden": args.hidden,
-            "batch": args.batch, "pulse_lr": args.pulse_lr, "test_acc": history[-1], "history": history,
+            "batch": args.batch, "pulse_lr": args.pulse_lr, "scale_mult": args.scale_mult, "test_acc": history[-1], "history": history,
             "train_seconds": round(time.time() - t0, 1), "total_pulses": int(dev_opt.pulse_counts())}
 
 
@@ -184,6 +185,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--pulse-lr", type=float, default=8.0, help="pulses per unit Adam step")
     ap.add_argument("--float-lr", type=float, default=None)
+    ap.add_argument("--scale-mult", type=float, default=1.0,
+                    help="EP: binary weight magnitude = this x the layer's mean |W| at initialisation")
     ap.add_argument("--beta", type=float, default=0.5)
     ap.add_argument("--free-steps", type=int, default=20)
     ap.add_argument("--nudge-steps", type=int, default=8)
