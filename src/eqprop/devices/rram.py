@@ -444,15 +444,16 @@ def apply_pulses(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: R
 
 @torch.no_grad()
 def _update_pairs_counts(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
-                         generator: torch.Generator, log_r: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+                         generator: torch.Generator, log_r: torch.Tensor | None = None,
+                         static: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A pair update on a ``(2, *shape)`` state, done on the pulsed synapses only.
 
     ``pulses``: signed counts per synapse, rounded and clamped to ``+-max_pulses``; positive ones
     go to device 1, negative ones to device 2. Only the ``m`` pulsed synapses are touched (their
     one pulsed device each: pulse count, RTN chain, flicker sections), so the cost follows ``m``
     rather than ``2 * shape``. ``log_r`` (optional, ``(2, *shape)``): a cache of every device's
-    ``log R`` (``_pair_log_r``), refreshed at the pulsed devices.
+    ``log R`` (``_pair_log_r``), refreshed at the pulsed devices; ``static``: its cached
+    ``_log_r_static(state)``.
 
     Returns the applied signed counts per synapse (``pulses``' dtype) and the flat indices of the
     pulsed synapses.
@@ -472,7 +473,7 @@ def _update_pairs_counts(state: dict[str, torch.Tensor], pulses: torch.Tensor, c
         _advance_rtn(state, rows, kr, config, generator)
     xs = _advance_flicker(state, rows, kr, config, generator) if config.flicker else None
     if log_r is not None:
-        _flat(log_r).index_copy_(0, rows, _log_r(state, config, rows, xs))
+        _flat(log_r).index_copy_(0, rows, _log_r(state, config, rows, xs, static))
     return ks, idx
 
 
@@ -488,29 +489,39 @@ def _flicker_vector(poles, band, input_std, alpha, device, dtype) -> torch.Tenso
     return torch.full((poles,), g, dtype=dtype, device=device)
 
 
+def _log_r_static(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``log R0 + c1``: the part of every device's ``log R`` that no pulse changes."""
+    return torch.log(state["R0"]).add_(state["c1"]) if state["R0"].dim() else torch.log(state["R0"]) + state["c1"]
+
+
 def _log_r(state: dict[str, torch.Tensor], config: RRAMConfig, rows: torch.Tensor | None = None,
-           flicker_rows: torch.Tensor | None = None) -> torch.Tensor:
+           flicker_rows: torch.Tensor | None = None, static: torch.Tensor | None = None) -> torch.Tensor:
     """``log R = log R0 + w`` of every device (``rows=None``: shape of the state), or of the flat
-    indices ``rows`` (``flicker_rows``: their flicker sections, when already at hand)."""
-    def get(key):
-        t = state[key]
+    indices ``rows`` (``flicker_rows``: their flicker sections, when already at hand; ``static``:
+    ``_log_r_static(state)``, when cached), written as
+    ``(log R0 + c1) + (w_mean(n) - c1) + w_RTN + alpha w_1/f``."""
+    def get(key, t=None):
+        t = state[key] if t is None else t
         return t if rows is None or t.dim() == 0 else _flat(t).index_select(0, rows)
 
     n = get("n").to(state["c1"].dtype)
-    w = mean_model(n, get("m1"), get("n_star"), get("c1"), get("m2"))
+    m1, n_star, m2 = get("m1"), get("n_star"), get("m2")
+    w = torch.where(n < n_star, m1 * n, (n - n_star).mul_(m2).add_(m1 * n_star))   # w_mean(n) - c1
+    w = w.add_(get("static", static if static is not None else _log_r_static(state)))
     if config.rtn:
-        w = w + torch.where(get("rtn_high"), get("rtn_amp"), 0.0)
+        w = w.add_(torch.where(get("rtn_high"), get("rtn_amp"), 0.0))
     if config.flicker:
         x = state["flicker"] if rows is None else (
             flicker_rows if flicker_rows is not None
             else state["flicker"].view(-1, state["flicker"].shape[-1]).index_select(0, rows))
-        w = w + x @ _flicker_weights(config, x.device, x.dtype)
-    return w.add_(torch.log(get("R0")))
+        w = w.add_(x @ _flicker_weights(config, x.device, x.dtype))
+    return w
 
 
-def _pair_log_r(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
+def _pair_log_r(state: dict[str, torch.Tensor], config: RRAMConfig,
+                static: torch.Tensor | None = None) -> torch.Tensor:
     """``log R`` of every device of a ``(2, *shape)`` state (the optimizer's read-back cache)."""
-    return _log_r(state, config)
+    return _log_r(state, config, static=static)
 
 
 def _pair_sign(log_r: torch.Tensor) -> torch.Tensor:

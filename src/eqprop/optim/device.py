@@ -28,6 +28,7 @@ import torch
 
 from ..devices.rram import (
     RRAMConfig,
+    _log_r_static,
     _pair_log_r,
     _pair_sign,
     _update_pairs_counts,
@@ -80,7 +81,8 @@ class RRAMOptimizer(torch.optim.Optimizer):
         if len(devices) != 1:
             raise ValueError(f"all device-stored parameters must be on one torch device, got {devices}")
         self.generator = make_generator(seed, next(iter(devices)))
-        self._log_r: dict[torch.Tensor, torch.Tensor] = {}   # read-back cache: log R of every device
+        # read-back cache per parameter: (log R of every device, log R0 + c1 of every device)
+        self._log_r: dict[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pulses_applied = 0.0
         with torch.no_grad():
             for group in self.param_groups:
@@ -119,13 +121,16 @@ class RRAMOptimizer(torch.optim.Optimizer):
                 st = self.state[p]
                 p.copy_(st["scale"] * pair_weight(st["devices"], self.config).to(p.dtype))
 
-    def _cached_log_r(self, p: torch.Tensor) -> torch.Tensor:
+    def _cached_log_r(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``log R`` of every device behind ``p``: computed in full once, then refreshed by each step
-        at the pulsed devices only (the others did not change: noise advances only with pulses)."""
-        lr = self._log_r.get(p)
-        if lr is None:
-            lr = self._log_r[p] = _pair_log_r(self.state[p]["devices"], self.config)
-        return lr
+        at the pulsed devices only (the others did not change: noise advances only with pulses);
+        with it the pulse-independent part ``log R0 + c1``."""
+        c = self._log_r.get(p)
+        if c is None:
+            dev = self.state[p]["devices"]
+            static = _log_r_static(dev)
+            c = self._log_r[p] = (_pair_log_r(dev, self.config, static), static)
+        return c
 
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -154,8 +159,8 @@ class RRAMOptimizer(torch.optim.Optimizer):
                     torch.div(m, u, out=u).mul_(-lr / (1 - b1 ** t))
                 else:
                     u = g * (-lr)
-                log_r = self._cached_log_r(p)
-                applied, _ = _update_pairs_counts(st["devices"], u, cfg, self.generator, log_r)
+                log_r, static = self._cached_log_r(p)
+                applied, _ = _update_pairs_counts(st["devices"], u, cfg, self.generator, log_r, static)
                 total += float(applied.abs().sum())
                 p.copy_(_pair_sign(log_r).mul_(st["scale"]))
         self.pulses_applied = total
