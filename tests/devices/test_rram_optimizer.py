@@ -132,3 +132,22 @@ def test_optimizer_runs_on_cuda():
     opt.step()
     assert opt.device_state(w)["n"].device.type == "cuda"
     assert set(w.unique().tolist()) <= {-1.0, 0.0, 1.0}
+
+
+def test_cached_read_back_equals_the_full_model():
+    """The optimizer refreshes log R at the pulsed devices only; after many steps with every
+    imperfection it equals a fresh computation and the weights equal sign(R_1 - R_2)."""
+    from eqprop.devices.rram import _pair_log_r, resistance
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 30), torch.randint(0, 4, (64,))
+    model = BinaryMLP([30, 20, 4])
+    opt = RRAMOptimizer(model.binary_parameters(), preset("all"), lr=8.0, seed=5)
+    for _ in range(50):
+        _bnn_step(model, opt, x, y)
+    for p in model.binary_parameters():
+        st = opt.device_state(p)
+        cached, _ = opt._log_r[p]
+        assert torch.equal(cached, _pair_log_r(st, opt.config))
+        r = resistance(st, opt.config)
+        assert torch.equal(p.detach(), torch.sign(r[0] - r[1]))

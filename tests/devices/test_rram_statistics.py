@@ -222,3 +222,24 @@ def test_device_array_state_round_trips_through_weights_only_checkpoint():
     assert torch.equal(a.resistance(), b.resistance())
     for key in a.state:
         assert torch.equal(a.state[key], b.state[key]) and a.state[key].dtype == b.state[key].dtype
+
+
+def test_pair_update_advances_only_the_pulsed_device_with_the_k_step_statistics():
+    """The pair path (pulsed synapses gathered, updated, scattered back) follows the same k-step
+    AR(1) law as RRAMArray.pulse on the pulsed device and leaves the other device untouched."""
+    from eqprop.devices import RRAMPairs
+
+    cfg = preset("flicker")
+    n, k = 200_000, 9
+    rho = cfg.flicker_poles_rho().numpy()
+    pairs = RRAMPairs((n,), cfg, seed=12)
+    pairs.state["flicker"][:] = 1.0
+    signs = torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0)
+    pairs.update(signs * k)
+    x = pairs.state["flicker"].double()
+    pulsed = torch.cat((x[0, 0::2], x[1, 1::2])).numpy()
+    untouched = torch.cat((x[1, 0::2], x[0, 1::2]))
+    assert bool((untouched == 1.0).all())
+    np.testing.assert_allclose(pulsed.mean(0), rho ** k, atol=5 / math.sqrt(n))
+    np.testing.assert_allclose(pulsed.var(0), 1 - rho ** (2 * k), atol=0.01)
+    assert pairs.state["n"][0, 0::2].eq(k).all() and pairs.state["n"][1, 0::2].eq(0).all()

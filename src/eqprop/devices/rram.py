@@ -620,7 +620,8 @@ def split_pulses(pulses: torch.Tensor, max_pulses: int) -> torch.Tensor:
 def update_pairs(state: dict[str, torch.Tensor], pulses: torch.Tensor, config: RRAMConfig,
                  generator: torch.Generator) -> torch.Tensor:
     """The functional form of ``RRAMPairs.update`` on a ``(2, *shape)`` device state."""
-    return _update_pairs_counts(state, pulses, config, generator).to(pulses.dtype)
+    ks, _ = _update_pairs_counts(state, pulses, config, generator)
+    return ks.to(pulses.dtype)
 
 
 def pair_weight(state: dict[str, torch.Tensor], config: RRAMConfig) -> torch.Tensor:
