@@ -30,8 +30,10 @@ Time is counted in pulses: the noise of a device advances only when it is pulsed
 one of cycle-to-cycle variation), so ``k`` pulses at once equal ``k`` single pulses in
 distribution; RTN and flicker sections are advanced ``k`` steps in closed form
 (``T^k`` of the two-state chain, ``rho^k`` of each AR(1) section), so an update costs the same
-whatever the pulse count. Everything is vectorised over all devices; the random numbers come
-from one ``torch.Generator`` on the devices' torch device.
+whatever the pulse count. Everything is vectorised (no per-device Python); an update gathers
+the pulsed devices, draws random numbers for them only (independently per device), advances them
+and scatters them back, so unpulsed devices cost nothing and stay exactly as they were. The
+random numbers come from one ``torch.Generator`` on the devices' torch device.
 
 A synapse is a pair of devices (``RRAMPairs``): weight ``sign(R_1 - R_2)``; a signed update of
 ``k`` pulses (rounded, clamped to ``+-max_pulses``) goes to device 1 when positive and to device 2

@@ -16,6 +16,10 @@ the rule's gradient comes from does not matter: ``loss.backward()`` on a BNN, or
 ``rule.step(model, x, y)`` on a Hopfield network. Parameters that should stay in floating point
 (biases, batch-norm) go to an ordinary torch optimizer beside this one.
 
+The weights are read back from a cache of every device's ``log R`` that each step refreshes at the
+pulsed devices only (``sign(log R_1 - log R_2)``); call ``sync()`` after editing the device state
+by hand.
+
 The devices' state (pulse counts, noise states, D2D draws) and the random generator live in the
 optimizer's ``state_dict`` (tensors and numbers only: ``torch.load(weights_only=True)`` reads
 it), so a checkpoint of model + optimizer resumes the same devices.
