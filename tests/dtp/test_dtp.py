@@ -216,3 +216,24 @@ def test_without_feedback_training_angles_stay_large():
     rule.estimate(model, x, y)
     assert layer_angles(rule, model, x, y)[1] > 45
     assert math.isclose(layer_angles(rule, model, x, y)[3], 0, abs_tol=1e-3)
+
+
+def test_conv_net_shapes_and_linear_transpose_limit():
+    """dtp-conv: feedback maps each layer's output back to its input's shape; with the activation
+    the identity and G_i the adjoint of F_i (transposed convolution with the same kernel, V_N = W_N^T)
+    the DTP update equals BP's gradient (float64)."""
+    torch.manual_seed(0)
+    m = build_model("dtp-conv", (3, 8, 8), 5, channels=[4, 6], activation="identity").to(D)
+    x = torch.randn(6, 3, 8, 8, dtype=D)
+    y = torch.randint(0, 5, (6,))
+    hs = DTP().activations(m, x)
+    for i in m.feedback_modules():
+        assert m.feedback_layer(i, hs[i]).shape == hs[i - 1].shape
+    with torch.no_grad():
+        m.feedback_convs[0].weight.copy_(m.convs[1].weight)  # ConvTranspose2d is Conv2d's adjoint
+        m.feedback_fc.weight.copy_(m.fc.weight.t())
+    dtp, _, _ = DTP(beta=0.7).forward_update(m, x, y)
+    bp = bp_gradients(m, x, y)
+    for k in bp:
+        assert _rel(dtp[k], bp[k]) < 1e-10, k
+    assert jacobian_distance(m, 2, hs, exact=True) < 1e-12

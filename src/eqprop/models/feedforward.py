@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FeedbackMLP", "FEEDFORWARD_ACTIVATIONS"]
+__all__ = ["FeedbackConvNet", "FeedbackMLP", "FEEDFORWARD_ACTIVATIONS"]
 
 FEEDFORWARD_ACTIVATIONS = {
     "elu": F.elu,
@@ -101,6 +101,82 @@ class FeedbackMLP(nn.Module):
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[h_0, h_1, ..., h_N]`` (h_0 = x flattened)."""
+        hs = [self.input_view(x)]
+        for i in range(1, self.num_layers + 1):
+            hs.append(self.layer(i, hs[-1]))
+        return hs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[-1]
+
+
+class FeedbackConvNet(nn.Module):
+    """Small conv net with feedback modules, sized for a CPU (config name ``dtp-conv``).
+
+    x: (B, C, H, W) with H, W divisible by ``2**len(channels)``; output: logits (B, n_classes).
+    Conv blocks ``F_i(h) = rho(conv_i(h))`` with 4x4 kernels, stride 2, padding 1 (each halves
+    the image; strided convolutions replace the paper's max-pooling, whose inverse would need the
+    pooling indices), then ``F_N(h) = W_N flatten(h) + b_N``. Feedback mirrors each block in
+    reverse order: ``G_i(h_i) = convT_i(rho(h_i))`` (4x4 transposed convolution, stride 2) and
+    ``G_N(h_N) = reshape(V_N h_N + c_N)``. Feedback parameters have ``requires_grad=False``.
+    """
+
+    is_feedback_model = True
+
+    def __init__(self, in_shape: Sequence[int], channels: Sequence[int], num_outputs: int, activation: str = "elu"):
+        super().__init__()
+        c, h, w = (int(v) for v in in_shape)
+        channels = [int(v) for v in channels]
+        k = 2 ** len(channels)
+        if h % k or w % k:
+            raise ValueError(f"image size {h}x{w} must be divisible by 2**len(channels) = {k}")
+        if activation not in FEEDFORWARD_ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(FEEDFORWARD_ACTIVATIONS)}")
+        self.in_shape, self.channels, self.activation = (c, h, w), channels, activation
+        self.rho = FEEDFORWARD_ACTIVATIONS[activation]
+        chans = [c, *channels]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in itertools.pairwise(chans))
+        self.last_shape = (chans[-1], h // k, w // k)
+        n_flat = chans[-1] * (h // k) * (w // k)
+        self.fc = nn.Linear(n_flat, num_outputs)
+        # feedback of conv block i (i >= 2) and of the fc layer
+        self.feedback_convs = nn.ModuleList(
+            nn.ConvTranspose2d(b, a, 4, stride=2, padding=1) for a, b in itertools.pairwise(chans[1:]))
+        self.feedback_fc = nn.Linear(num_outputs, n_flat)
+        for p in [*self.feedback_convs.parameters(), *self.feedback_fc.parameters()]:
+            p.requires_grad_(False)
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, channels={self.channels}, activation={self.activation!r}"
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.convs) + 1
+
+    def input_view(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        if i == self.num_layers:
+            return self.fc(h.flatten(1))
+        return self.rho(self.convs[i - 1](h))
+
+    def feedback_layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        if i == self.num_layers:
+            return self.feedback_fc(h).reshape(h.shape[0], *self.last_shape)
+        return self.feedback_convs[i - 2](self.rho(h))
+
+    def feedback_modules(self) -> dict[int, nn.Module]:
+        out = {i: self.feedback_convs[i - 2] for i in range(2, self.num_layers)}
+        out[self.num_layers] = self.feedback_fc
+        return out
+
+    def forward_modules(self) -> dict[int, nn.Module]:
+        out = {i: self.convs[i - 1] for i in range(1, self.num_layers)}
+        out[self.num_layers] = self.fc
+        return out
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         hs = [self.input_view(x)]
         for i in range(1, self.num_layers + 1):
             hs.append(self.layer(i, hs[-1]))
