@@ -118,7 +118,8 @@ class FeedbackConvNet(nn.Module):
     the image; strided convolutions replace the paper's max-pooling, whose inverse would need the
     pooling indices), then ``F_N(h) = W_N flatten(h) + b_N``. Feedback mirrors each block in
     reverse order: ``G_i(h_i) = convT_i(rho(h_i))`` (4x4 transposed convolution, stride 2) and
-    ``G_N(h_N) = reshape(V_N h_N + c_N)``. Feedback parameters have ``requires_grad=False``.
+    ``G_N(h_N) = reshape(V_N h_N + c_N)``, ``V_N`` drawn independently from the distribution of
+    ``W_N^T`` (``U(+-1/sqrt(n_flat))``). Feedback parameters have ``requires_grad=False``.
     """
 
     is_feedback_model = True
@@ -143,6 +144,10 @@ class FeedbackConvNet(nn.Module):
         self.feedback_convs = nn.ModuleList(
             nn.ConvTranspose2d(b, a, 4, stride=2, padding=1) for a, b in itertools.pairwise(chans[1:]))
         self.feedback_fc = nn.Linear(num_outputs, n_flat)
+        with torch.no_grad():  # drawn like the forward weights it mirrors (PyTorch's 1/sqrt(10) would be 14x too large)
+            bound = 1 / n_flat ** 0.5
+            self.feedback_fc.weight.uniform_(-bound, bound)
+            self.feedback_fc.bias.uniform_(-bound, bound)
         for p in [*self.feedback_convs.parameters(), *self.feedback_fc.parameters()]:
             p.requires_grad_(False)
 
