@@ -19,7 +19,11 @@ RUNS = {  # label -> run folder names (seeds)
     "Fashion-MNIST L-DRL": ["fashion_mnist_mlp_dtp", "fashion_mnist_mlp_dtp_s1", "fashion_mnist_mlp_dtp_s2"],
     "Fashion-MNIST BP": ["fashion_mnist_mlp_bp", "fashion_mnist_mlp_bp_s1", "fashion_mnist_mlp_bp_s2"],
     "MNIST DRL": ["mnist_mlp_dtp_drl"],
-    "MNIST DTP feedback": ["mnist_mlp_dtp_dtpfb"],
+    "MNIST DTP feedback": ["mnist_mlp_dtp_dtpfb", "mnist_mlp_dtp_dtpfb_lr005"],
+    "MNIST L-DRL, lr 0.005": ["mnist_mlp_dtp_ldrl_lr005"],
+    "MNIST DRL, lr 0.005": ["mnist_mlp_dtp_drl_lr005"],
+    "CIFAR-10 conv L-DRL": ["cifar10_conv_dtp_s0", "cifar10_conv_dtp_s1", "cifar10_conv_dtp_s2"],
+    "CIFAR-10 conv BP": ["cifar10_conv_bp_s0", "cifar10_conv_bp_s1", "cifar10_conv_bp_s2"],
 }
 
 
@@ -54,7 +58,8 @@ def main(root="runs"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    picks = [r for r in rows if r[1] in ("mnist_mlp_dtp", "mnist_mlp_dtp_drl", "mnist_mlp_dtp_dtpfb", "fashion_mnist_mlp_dtp")]
+    picks = [r for r in rows if r[1] in ("mnist_mlp_dtp", "fashion_mnist_mlp_dtp", "mnist_mlp_dtp_drl",
+                                         "mnist_mlp_dtp_dtpfb_lr005", "cifar10_conv_dtp_s0")]
     if not picks:
         return
     fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.4), sharey=True)
