@@ -20,7 +20,12 @@ import torch
 from eqprop import Trainer
 from eqprop.models import FeedbackMLP, HopfieldMLP, build_model
 from eqprop.rules import DTP, make_rule
-from eqprop.rules.dtp import angle_degrees, bp_gradients, jacobian_distance, layer_angles
+from eqprop.rules.dtp import (
+    angle_degrees,
+    bp_gradients,
+    jacobian_distance,
+    layer_angles,
+)
 
 D = torch.float64
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FeedbackConvNet", "FeedbackMLP", "FEEDFORWARD_ACTIVATIONS"]
+__all__ = ["FEEDFORWARD_ACTIVATIONS", "FeedbackConvNet", "FeedbackMLP"]
 
 FEEDFORWARD_ACTIVATIONS = {
     "elu": F.elu,

@@ -281,8 +281,8 @@ def jacobian_distance(model, i: int, hs: list[torch.Tensor], probes: int = 8, ex
     of G and one VJP of F per probe, so it also serves conv layers.
     """
     h_prev, h = hs[i - 1].detach(), hs[i].detach()
-    f = lambda v: model.layer(i, v)  # noqa: E731
-    g = lambda v: model.feedback_layer(i, v)  # noqa: E731
+    f = lambda v: model.layer(i, v)
+    g = lambda v: model.feedback_layer(i, v)
     if exact:
         diff, ref = 0.0, 0.0
         for b in range(h.shape[0]):
@@ -371,7 +371,7 @@ class DTPDiagnostics(Callback):
             return
         try:
             plot_diagnostics(self.history, trainer.out / "dtp_diagnostics.png")
-        except Exception as e:  # a plot must never fail a finished run
+        except (OSError, ValueError, RuntimeError, ImportError) as e:  # a plot must never fail a finished run
             print(f"[eqprop] dtp diagnostics plot skipped: {e}")
 
     def state_dict(self) -> dict:
