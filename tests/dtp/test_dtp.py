@@ -242,3 +242,16 @@ def test_conv_net_shapes_and_linear_transpose_limit():
     for k in bp:
         assert _rel(dtp[k], bp[k]) < 1e-10, k
     assert jacobian_distance(m, 2, hs, exact=True) < 1e-12
+
+
+def test_diagnostics_every_batches(tmp_path):
+    torch.manual_seed(0)
+    train = _clusters(256)
+    model = FeedbackMLP([20, 16, 4])
+    rule = DTP(feedback_steps=[2], diagnostics_every=2, probe_size=32)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    t = Trainer(model, rule, opt, train, epochs=2, batch_size=64, out=str(tmp_path), progress=False)
+    t.fit()
+    diag = next(cb for cb in t.callbacks if type(cb).__name__ == "DTPDiagnostics")
+    assert [h["epoch"] for h in diag.history] == [0, 0.5, 1, 1.5, 2]
+    assert all("dtp_angle_1" in h and "dtp_jac_dist_2" in h for h in diag.history)

@@ -80,6 +80,8 @@ class DTP(Rule):
     feedback_momentum: momentum of the feedback SGD (kept across batches by the callback).
     diagnostics: hand the trainer the per-epoch angle / Jacobian-alignment callback.
     probe_size: samples in the diagnostics' probe batch.
+    diagnostics_every: also measure every this many batches (0: once per epoch only); the
+        within-epoch values go to the plot and the checkpoint, not to metrics.jsonl.
     """
 
     name: ClassVar[str] = "dtp"
@@ -92,6 +94,7 @@ class DTP(Rule):
     feedback_momentum: float = 0.9
     diagnostics: bool = True
     probe_size: int = 256
+    diagnostics_every: int = 0
 
     def __post_init__(self):
         if self.feedback not in FEEDBACK_LOSSES:
@@ -118,7 +121,7 @@ class DTP(Rule):
     def callbacks(self) -> list[Callback]:
         cbs: list[Callback] = [FeedbackOptimizerState()]
         if self.diagnostics:
-            cbs.append(DTPDiagnostics(self, self.probe_size))
+            cbs.append(DTPDiagnostics(self, self.probe_size, self.diagnostics_every))
         return cbs
 
     # -- the pieces --------------------------------------------------------------------------
@@ -326,8 +329,8 @@ class DTPDiagnostics(Callback):
     epoch's record (``metrics.jsonl``); the fit's end plots them to ``dtp_diagnostics.png``. The
     values before the first epoch (epoch 0) are kept in ``self.history`` too."""
 
-    def __init__(self, rule: DTP, probe_size: int = 256):
-        self.rule, self.probe_size = rule, probe_size
+    def __init__(self, rule: DTP, probe_size: int = 256, every: int = 0):
+        self.rule, self.probe_size, self.every = rule, probe_size, every
         self.probe = None
         self.history: list[dict] = []
 
@@ -361,10 +364,16 @@ class DTPDiagnostics(Callback):
         if not self.history:
             self.history.append({"epoch": trainer.epoch, **self.measure(trainer.model)})
 
+    def on_batch_end(self, trainer, batch, result) -> None:
+        if self.every and (batch.step + 1) % self.every == 0:
+            epoch = batch.step / max(trainer.steps_per_epoch, 1) + 1 / max(trainer.steps_per_epoch, 1)
+            self.history.append({"epoch": epoch, "step": batch.step + 1, **self.measure(trainer.model)})
+
     def on_epoch_end(self, trainer, record: dict) -> None:
         m = self.measure(trainer.model)
         record.update(m)
-        self.history.append({"epoch": record["epoch"], **m})
+        if not (self.history and self.history[-1]["epoch"] == record["epoch"]):
+            self.history.append({"epoch": record["epoch"], **m})
 
     def on_fit_end(self, trainer, summary: dict) -> None:
         if not getattr(trainer, "is_main", True) or not self.history:
@@ -391,12 +400,12 @@ def plot_diagnostics(history: list[dict], path, title: str = "") -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = [h["epoch"] for h in history]
     for key in sorted({k for h in history for k in h if k.startswith("dtp_angle_")}):
-        a1.plot(epochs, [h.get(key) for h in history], marker="o", label=f"layer {key.rsplit('_', 1)[1]}")
+        a1.plot(epochs, [h.get(key) for h in history], marker="o" if len(history) < 30 else None, label=f"layer {key.rsplit('_', 1)[1]}")
     a1.axhline(30, color="grey", ls="--", lw=0.8)
     a1.set(xlabel="epoch", ylabel="angle to BP gradient (deg)", title="DTP update vs BP")
     a1.legend()
     for key in sorted({k for h in history for k in h if k.startswith("dtp_jac_dist_")}):
-        a2.plot(epochs, [h.get(key) for h in history], marker="o", label=f"G_{key.rsplit('_', 1)[1]}")
+        a2.plot(epochs, [h.get(key) for h in history], marker="o" if len(history) < 30 else None, label=f"G_{key.rsplit('_', 1)[1]}")
     a2.set(xlabel="epoch", ylabel="|J_G - J_F^T|_F / |J_F|_F", title="feedback Jacobian alignment")
     a2.legend()
     if title:
