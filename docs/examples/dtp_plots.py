@@ -69,13 +69,31 @@ def main(root="runs"):
         for k in sorted(k for k in h[0] if k.startswith("dtp_angle_")):
             ax.plot(ep, [r[k] for r in h], marker="o", label=f"layer {k.rsplit('_', 1)[1]}")
         ax.axhline(30, color="grey", ls="--", lw=0.8)
-        ax.set(title=label, xlabel="epoch (0 = before training)")
+        ax.set(title=label + (" (lr 0.005)" if "lr005" in name else ""), xlabel="epoch (0 = before training)")
     axes[0].set_ylabel("angle DTP update vs BP gradient (deg)")
     axes[0].legend()
     fig.tight_layout()
     out = Path(__file__).resolve().parents[1] / "dtp_angles.png"
     fig.savefig(out, dpi=110)
     print(f"\nplot: {out}")
+    trace(root)
+
+
+def trace(root: Path):
+    """The angle every 20 batches (``rule.diagnostics_every=20``) of runs/mnist_mlp_dtp_trace."""
+    run = root / "mnist_mlp_dtp_trace"
+    if not (run / "checkpoint.pt").exists():
+        return
+    from eqprop.rules.dtp import plot_diagnostics
+
+    h = history(run)
+    plot_diagnostics(h, Path(__file__).resolve().parents[1] / "dtp_angles_trace.png",
+                     title="MNIST, DTP (L-DRL): measured every 20 batches")
+    keys = sorted(k for k in h[0] if k.startswith("dtp_angle_"))
+    for first in (20, 40, 60, 100):
+        later = [r for r in h if r.get("step", 10**9) >= first or (r["epoch"] >= 1 and "step" not in r)]
+        print(f"from batch {first} on ({len(later)} measurements): max angle "
+              + ", ".join(f"{max(r[k] for r in later):.1f}" for k in keys))
 
 
 if __name__ == "__main__":
