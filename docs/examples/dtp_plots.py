@@ -91,7 +91,7 @@ def trace(root: Path):
                      title="MNIST, DTP (L-DRL): measured every 20 batches")
     keys = sorted(k for k in h[0] if k.startswith("dtp_angle_"))
     for first in (20, 40, 60, 100):
-        later = [r for r in h if r.get("step", 10**9) >= first or (r["epoch"] >= 1 and "step" not in r)]
+        later = [r for r in h if (r["step"] >= first if "step" in r else r["epoch"] >= 1)]
         print(f"from batch {first} on ({len(later)} measurements): max angle "
               + ", ".join(f"{max(r[k] for r in later):.1f}" for k in keys))
 
