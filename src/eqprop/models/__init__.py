@@ -2,6 +2,7 @@
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import EnergyModel
 from .conv import ConvHopfield
+from .feedforward import FeedbackConvNet, FeedbackMLP
 from .ffebm import FFEBM, HopfieldBlock, build_ffebm
 from .hamiltonian import HRU, HSSM, LinearHRU, NonlinearHRU
 from .hopfield import HopfieldMLP
@@ -18,6 +19,6 @@ def build_model(name: str, input_shape, num_outputs: int, **settings):
     return entry.build(settings, input_shape=tuple(input_shape), num_outputs=num_outputs)
 
 
-__all__ = ["ACTIVATIONS", "Activation", "ConvHopfield", "EnergyModel", "FFEBM", "HRU", "HSSM", "HopfieldBlock",
+__all__ = ["ACTIVATIONS", "Activation", "ConvHopfield", "EnergyModel", "FFEBM", "FeedbackConvNet", "FeedbackMLP", "HRU", "HSSM", "HopfieldBlock",
            "HopfieldMLP", "LinearHRU", "MODELS", "NonlinearHRU", "VectorFieldConv", "VectorFieldMLP",
            "build_ffebm", "build_model", "get_activation"]

@@ -11,6 +11,7 @@ import math
 from ..registry import ConfigError, register_model
 from .bnn import BinaryMLP
 from .conv import ConvHopfield
+from .feedforward import FeedbackConvNet, FeedbackMLP
 from .ffebm import build_ffebm
 from .hamiltonian import HSSM
 from .hopfield import HopfieldMLP
@@ -66,3 +67,16 @@ def hssm(input_shape, num_outputs, **kw) -> HSSM:
     if len(input_shape) != 2:
         raise ConfigError(f"model 'hssm' needs sequence data (steps, channels) per sample; got {tuple(input_shape)}")
     return HSSM(input_shape[-1], num_outputs, **kw)
+
+
+@register_model("dtp-mlp", settings_from=FeedbackMLP, exclude=("sizes",))
+def dtp_mlp(input_shape, num_outputs, hidden: list[int] = (256, 256), **kw) -> FeedbackMLP:
+    """Feedforward MLP with feedback modules ``G_i`` (difference target propagation); trained by
+    ``dtp`` or, as the reference, ``bp``."""
+    return FeedbackMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
+
+
+@register_model("dtp-conv", settings_from=FeedbackConvNet, exclude=("in_shape",))
+def dtp_conv(input_shape, num_outputs, channels: list[int] = (16, 32), **kw) -> FeedbackConvNet:
+    """Small conv net (strided 4x4 convolutions) with feedback modules; trained by ``dtp`` or ``bp``."""
+    return FeedbackConvNet(_image_shape(input_shape, "dtp-conv"), channels, num_outputs, **kw)

@@ -3,7 +3,8 @@
 String names (configs, CLI): ``cl, ep-positive, ep-negative, ep-centered, ep-random,
 cpl-positive, cpl-negative, cpl-centered, bptt, rbp, rhel`` (``bptt`` also serves sequence
 models, ``rhel`` trains Hamiltonian state-space models only), ``hep`` (holomorphic EP),
-``cep`` (continual EP), ``ffebm`` / ``ffebm-implicit`` (chains of feedforward and energy blocks).
+``cep`` (continual EP), ``ffebm`` / ``ffebm-implicit`` (chains of feedforward and energy blocks), ``bp`` (feedforward
+backprop), ``dtp`` (difference target propagation, feedback by L-DRL, DRL or DTP).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .holomorphic import HolomorphicEP
 from .continual import ContinualEP
 from .ffebm import FFEBMEP, FFEBMImplicit
 from .backprop import Backprop
+from .dtp import DTP
 
 from ..registry import RULES, ConfigError  # noqa: E402
 
@@ -25,7 +27,7 @@ for _name, _cls, _fixed in [
     ("cpl", CpL, {}), ("cpl-positive", CpL, {"variant": "positive"}), ("cpl-negative", CpL, {"variant": "negative"}),
     ("cpl-centered", CpL, {"variant": "centered"}), ("bptt", BPTT, {}), ("rbp", RBP, {}),
     ("rhel", RHEL, {}), ("hep", HolomorphicEP, {}), ("cep", ContinualEP, {}), ("ffebm", FFEBMEP, {}),
-    ("ffebm-implicit", FFEBMImplicit, {}), ("bp", Backprop, {}),
+    ("ffebm-implicit", FFEBMImplicit, {}), ("bp", Backprop, {}), ("dtp", DTP, {}),
 ]:
     RULES.register(_name, _cls, listed=_name not in ("ep", "cpl"), **_fixed)
 
@@ -64,4 +66,4 @@ def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
     return entry.build(entry.check(settings, "rule"))
 
 
-__all__ = ["BPTT", "Backprop", "CL", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
+__all__ = ["BPTT", "Backprop", "CL", "DTP", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
