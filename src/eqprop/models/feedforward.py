@@ -35,7 +35,23 @@ FEEDFORWARD_ACTIVATIONS = {
 }
 
 
-class FeedbackMLP(nn.Module):
+class LayeredForward(nn.Module):
+    """A feedforward stack ``h_i = F_i(h_{i-1})`` given ``input_view`` and ``layer(i, h)``."""
+
+    num_layers: int
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[h_0, h_1, ..., h_N]`` (``h_0 = input_view(x)``)."""
+        hs = [self.input_view(x)]
+        for i in range(1, self.num_layers + 1):
+            hs.append(self.layer(i, hs[-1]))
+        return hs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[-1]
+
+
+class FeedbackMLP(LayeredForward):
     """MLP ``sizes = [d_in, hidden..., n_classes]`` with feedback modules ``G_2..G_N``.
 
     x: (B, ...) flattened to (B, d_in); output: logits (B, n_classes).
@@ -99,18 +115,9 @@ class FeedbackMLP(nn.Module):
         """``{i: module holding F_i's parameters}`` for i in 1..N."""
         return {i: self.layers[i - 1] for i in range(1, len(self.sizes))}
 
-    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``[h_0, h_1, ..., h_N]`` (h_0 = x flattened)."""
-        hs = [self.input_view(x)]
-        for i in range(1, self.num_layers + 1):
-            hs.append(self.layer(i, hs[-1]))
-        return hs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[-1]
 
 
-class FeedbackConvNet(nn.Module):
+class FeedbackConvNet(LayeredForward):
     """Small conv net with feedback modules, sized for a CPU (config name ``dtp-conv``).
 
     x: (B, C, H, W) with H, W divisible by ``2**len(channels)``; output: logits (B, n_classes).
@@ -181,11 +188,3 @@ class FeedbackConvNet(nn.Module):
         out[self.num_layers] = self.fc
         return out
 
-    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        hs = [self.input_view(x)]
-        for i in range(1, self.num_layers + 1):
-            hs.append(self.layer(i, hs[-1]))
-        return hs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[-1]

@@ -42,10 +42,15 @@ class Backprop(Rule):
             grads = torch.autograd.grad(loss, params, allow_unused=True)
         return as_grad_dict(model, grads), StepResult(loss=loss.detach(), output=out.detach(), state=[])
 
-    @torch.no_grad()
     def infer(self, model, x, y, steps=None):
-        was = model.training
-        model.eval()
-        out = model(x)
-        model.train(was)
-        return StepResult(loss=F.cross_entropy(out, y), output=out, state=[])
+        return feedforward_infer(model, x, y)
+
+
+@torch.no_grad()
+def feedforward_infer(model, x, y) -> StepResult:
+    """Evaluation of a feedforward classifier: ``model(x)`` in eval mode and its cross-entropy."""
+    was = model.training
+    model.eval()
+    out = model(x)
+    model.train(was)
+    return StepResult(loss=F.cross_entropy(out, y), output=out, state=[])

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..callbacks import Callback
+from .backprop import feedforward_infer
 from .base import Rule, StepResult, trainable
 
 FEEDBACK_LOSSES = ("l-drl", "drl", "dtp")
@@ -240,13 +241,8 @@ class DTP(Rule):
         stats.update({f"layer_loss_{i + 1}": v for i, v in enumerate(losses)})
         return grads, StepResult(loss=loss, output=logits.detach(), state=[], stats=stats)
 
-    @torch.no_grad()
     def infer(self, model, x, y, steps=None):
-        was = model.training
-        model.eval()
-        out = model(x)
-        model.train(was)
-        return StepResult(loss=F.cross_entropy(out, y), output=out, state=[])
+        return feedforward_infer(model, x, y)
 
 
 # -- diagnostics ----------------------------------------------------------------------------------
