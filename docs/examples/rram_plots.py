@@ -23,10 +23,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from scipy import integrate, signal, stats
+from scipy import integrate, stats
 
 from eqprop.devices import D2D_DISTRIBUTIONS, RRAMArray, mean_model, preset
-from eqprop.devices.rram import flicker_noise
+from eqprop.devices.measure import flicker_spectrum
 
 torch.set_num_threads(1)
 stats_out: dict = {}
@@ -85,17 +85,9 @@ plt.close(fig)
 
 # 3. 1/f spectrum -------------------------------------------------------------------------------------
 cfg = preset("flicker")
-devices = RRAMArray((64,), cfg, seed=5)
-xs = []
-for _ in range(16384):
-    devices.pulse(1)
-    xs.append(flicker_noise(devices.state, cfg))
-x = torch.stack(xs).double().numpy()
-f, p = signal.welch(x, axis=0, nperseg=4096)
-p = p.mean(axis=1)
+spec = flicker_spectrum(cfg, devices=64, pulses=16384, seed=5)
+f, p, band, slope, icpt, x = spec.f, spec.psd, spec.band, spec.slope, spec.intercept, spec.trace
 lo, hi = cfg.flicker_band
-band = (f >= 2 * lo) & (f <= hi / 5)
-slope, icpt = np.polyfit(np.log(f[band]), np.log(p[band]), 1)
 level = float(np.exp(np.mean(np.log(p[band] * np.sin(np.pi * f[band]) / cfg.flicker_input_std ** 2))))
 stats_out["flicker"] = {"devices": 64, "pulses": 16384, "fit_band": [2 * lo, hi / 5], "slope": slope,
                         "level_vs_fractional_filter": level, "gain": cfg.flicker_gain(),

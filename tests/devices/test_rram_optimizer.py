@@ -81,6 +81,7 @@ def test_optimizer_state_round_trips_through_weights_only_checkpoint():
     assert int(opt.pulse_counts()) == int(opt2.pulse_counts()) > 0
 
 
+@pytest.mark.requires_data("mnist")
 def test_bp_on_a_bnn_with_ideal_devices_beats_chance(mnist_small):
     x, y, xt, yt = mnist_small
     torch.manual_seed(0)
@@ -99,6 +100,7 @@ def test_bp_on_a_bnn_with_ideal_devices_beats_chance(mnist_small):
         assert set(p.unique().tolist()) <= {-1.0, 0.0, 1.0}
 
 
+@pytest.mark.requires_data("mnist")
 def test_ep_grad_drives_devices_on_a_hopfield_net(mnist_small):
     """The same optimizer under centered EP: weights stay scale * sign, and the net learns."""
     x, y, xt, yt = mnist_small

@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, signal, stats
+from scipy import integrate, stats
 
 from eqprop.devices import D2D_DISTRIBUTIONS, RRAMArray, RRAMConfig, preset
-from eqprop.devices.rram import flicker_noise
+from eqprop.devices.measure import flicker_spectrum
 
 # -- RTN ----------------------------------------------------------------------------------------
 
@@ -76,17 +76,8 @@ def test_flicker_spectrum_slope_is_minus_one():
     """Welch spectrum of w_1/f over 16,384 pulses of 64 devices: log-log slope within 0.15 of -1
     (fitted between 2x the filter's lowest corner and a fifth of its highest)."""
     cfg = preset("flicker")
-    devices = RRAMArray((64,), cfg, seed=5)
-    trace = []
-    for _ in range(16384):
-        devices.pulse(1)
-        trace.append(flicker_noise(devices.state, cfg))
-    x = torch.stack(trace).double().numpy()
-    f, p = signal.welch(x, axis=0, nperseg=4096)
-    p = p.mean(axis=1)
-    lo, hi = cfg.flicker_band
-    band = (f >= 2 * lo) & (f <= hi / 5)
-    slope = np.polyfit(np.log(f[band]), np.log(p[band]), 1)[0]
+    spec = flicker_spectrum(cfg, devices=64, pulses=16384, seed=5)
+    f, p, band, slope = spec.f, spec.psd, spec.band, spec.slope
     assert abs(slope + 1) < 0.15, slope
     # its level is the fractional filter's driven by U(0, 1)-variance noise: S(f) = (1/12) / sin(pi f)
     level = np.exp(np.mean(np.log(p[band] * np.sin(np.pi * f[band]) * 12.0)))
