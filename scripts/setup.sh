@@ -16,7 +16,7 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.sta
   echo "[setup] installing torch==2.13.0 (CPU build)"
   .venv/bin/python -m pip install -q torch==2.13.0
 fi
-if ! .venv/bin/python -c "import eqprop, pytest, PIL, tqdm, yaml, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import eqprop, pytest, PIL, tqdm, yaml, matplotlib, optuna" 2>/dev/null; then
   echo "[setup] installing eqprop and its dependencies"
   .venv/bin/python -m pip install -q -e ".[dev]"
 fi

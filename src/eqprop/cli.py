@@ -153,12 +153,33 @@ def cmd_compare(args) -> int:
 
     path, overrides = _split_config_args(args.config)
     cfg = load_compare_config(path, overrides)
-    n = len(cfg.rules) * len(cfg.datasets) * len(cfg.seeds)
-    print(f"[eqprop] compare: {len(cfg.rules)} rules x {len(cfg.datasets)} datasets x {len(cfg.seeds)} seeds "
-          f"= {n} runs -> {cfg.out}", flush=True)
+    n_rules = len({label for d in cfg.datasets for label, _, _ in cfg.rule_specs(d)})
+    print(f"[eqprop] compare: {n_rules} rules x {len(cfg.datasets)} datasets x {len(cfg.seeds)} seeds "
+          f"= {len(cfg.cells())} runs -> {cfg.out}", flush=True)
     run_compare(cfg)
     print((Path(cfg.out) / "results.md").read_text())
     print(f"[eqprop] table, JSON and plot in {cfg.out}/results.md, results.json, results.png")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        from .registry import ConfigError
+
+        raise ConfigError("eqprop tune needs Optuna: pip install 'eqprop[tune]' (or pip install optuna)") from None
+    from .training.tune import load_tune_config, run_tune
+
+    path, overrides = _split_config_args(args.config)
+    cfg = load_tune_config(path, overrides)
+    studies = cfg.studies()
+    print(f"[eqprop] tune: {len(studies)} studies ({', '.join(f'{d}/{r}' for d, r, _ in studies)}) x "
+          f"{cfg.trials} trials, scored on {cfg.validation} held-out training samples; storage {cfg.storage_url}",
+          flush=True)
+    run_tune(cfg)
+    print((cfg.out / "tuned.md").read_text())
+    print(f"[eqprop] best settings in {cfg.out}/tuned.yaml (a grid reads it as  rules: {cfg.out}/tuned.yaml)")
     return 0
 
 
@@ -241,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="a grid of rules x datasets x seeds (resumable), as a table and plot")
     c.add_argument("config", nargs="*", help="[GRID.yaml] [key=value ...] (grid keys or section.key base settings)")
     c.set_defaults(func=cmd_compare)
+
+    tu = sub.add_parser("tune", help="tune each rule's settings on a validation split (Optuna; resumable, shared by workers)")
+    tu.add_argument("config", nargs="*", help="[TUNE.yaml] [key=value ...] (tune keys or section.key base settings)")
+    tu.set_defaults(func=cmd_tune)
 
     da = sub.add_parser("data", help="list the datasets found, or download one (needs internet)")
     da.add_argument("action", choices=["list", "download"])

@@ -31,6 +31,8 @@ class DataConfig:
     name: a registered dataset (``eqprop data list``) or ``"package.module:loader"``.
     root: a folder to search first (default: ``$EQPROP_DATA``, ``./data``, the per-user folder).
     train_subset / test_subset: N samples drawn at random (fixed seed) from the split.
+    validation: hold out N samples of the training split (after ``train_subset``; fixed seed) and
+        evaluate on them instead of the test set, which is then never read (``eqprop tune``).
     normalize: standardise image channels with the training set's mean and std.
     augment: random crop (padding 4) and horizontal flip of training images, per batch.
     download: fetch missing files first (needs internet; never in tests).
@@ -40,6 +42,7 @@ class DataConfig:
     root: str | None = None
     train_subset: int | None = None
     test_subset: int | None = None
+    validation: int | None = None
     normalize: bool = False
     augment: bool = False
     download: bool = False

@@ -82,7 +82,7 @@ def test_bad_input_names_the_problem():
     m = HopfieldMLP([784, 50, 10])
     with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, 784\)"):
         m.context(torch.rand(4, 100))
-    with pytest.raises(ValueError, match="hard_sigmoid, sigmoid"):
+    with pytest.raises(ValueError, match="hard_sigmoid, linear, sigmoid"):
         HopfieldMLP([4, 3, 2], activation="relu")
     with pytest.raises(ValueError, match="mse, ce"):
         HopfieldMLP([4, 3, 2], output="hinge")

@@ -100,7 +100,8 @@ def _check_update(m, x, report: ModelCheck, generator, update_tol: float) -> Non
     ctx = m.context(x)
     shapes = [t.shape for t in m.init_state(ctx.x)]
     with torch.no_grad():
-        state = [m.activation(2 * torch.randn(s, generator=generator, dtype=torch.float64)) for s in shapes]
+        act = getattr(m, "activation_of", lambda i: m.activation)
+        state = [act(i)(2 * torch.randn(s, generator=generator, dtype=torch.float64)) for i, s in enumerate(shapes)]
         worst, where = 0.0, ""
         for i in range(m.num_free_layers):
             force = None  # a nudge-like extra drive on the output layer

@@ -9,6 +9,10 @@ block-coordinate minimisation, for any activation (Scellier 2023, "box" Hopfield
 |----------------|-------------------|---------------------------------------|-------------|
 | hard_sigmoid   | clamp(u, 0, 1)    | s^2 / 2 (+ indicator of [0, 1])       | [0, 1]      |
 | sigmoid        | 1 / (1 + e^-u)    | s log s + (1 - s) log(1 - s)          | (0, 1)      |
+| linear         | u                 | s^2 / 2                               | all reals   |
+
+``linear`` is for output layers (the comparative study's MSE output, Scellier et al. 2023): a
+clamped output unit driven below 0 for every input carries no gradient for any rule.
 
 ``holomorphic``: whether ``sigma`` and ``G`` extend to complex states as holomorphic functions
 (needed by holomorphic EP, which relaxes with complex nudges). The sigmoid does, on a
@@ -72,7 +76,21 @@ class Sigmoid(Activation):
         return s * torch.log(s) + (1 - s) * torch.log1p(-s)
 
 
-ACTIVATIONS = {cls.name: cls for cls in (HardSigmoid, Sigmoid)}
+class Linear(Activation):
+    name = "linear"
+    holomorphic = True
+
+    def __call__(self, u):
+        return u
+
+    def inverse(self, s):
+        return s
+
+    def potential(self, s):
+        return 0.5 * s * s
+
+
+ACTIVATIONS = {cls.name: cls for cls in (HardSigmoid, Sigmoid, Linear)}
 
 
 def get_activation(name: str | Activation) -> Activation:

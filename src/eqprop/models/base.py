@@ -75,8 +75,21 @@ class EnergyModel(nn.Module):
             with torch.enable_grad():
                 s = [t.detach().requires_grad_(j == i) for j, t in enumerate(state)]
                 g = torch.autograd.grad(self.energy(ctx.x, s).sum(), s[i])[0]
-        u = self.activation.inverse(state[i]) - g
-        return self.activation(u if force is None else u + force)
+        act = self.activation_of(i)
+        u = act.inverse(state[i]) - g
+        return act(u if force is None else u + force)
+
+    def activation_of(self, i: int):
+        """The activation of free layer ``i``: ``self.output_activation`` for an output layer in the
+        energy where the model sets one, else ``self.activation``."""
+        out = getattr(self, "output_activation", None)
+        if out is not None and i == self.num_free_layers - 1 and self.output_in_energy:
+            return out
+        return self.activation
+
+    def layer_potentials(self, state) -> torch.Tensor:
+        """``sum_i sum G_i(s_i)`` per sample (B,), each layer with its own activation's potential."""
+        return sum(self.activation_of(i).potential(s).flatten(1).sum(-1) for i, s in enumerate(state))
 
     @property
     def num_free_layers(self) -> int:
@@ -113,8 +126,8 @@ class EnergyModel(nn.Module):
     @property
     def holomorphic(self) -> bool:
         """Whether energy, cost and updates extend holomorphically to complex states."""
-        act = getattr(self, "activation", None)
-        return bool(getattr(act, "holomorphic", False))
+        acts = [getattr(self, "activation", None), getattr(self, "output_activation", None)]
+        return all(bool(getattr(a, "holomorphic", False)) for a in acts if a is not None) and acts[0] is not None
 
     @property
     def param_dtype(self) -> torch.dtype:

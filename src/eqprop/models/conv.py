@@ -29,7 +29,7 @@ from torch import nn
 
 from .activations import get_activation
 from .base import EnergyModel, like, parity_groups
-from .hopfield import OUTPUTS, HopfieldMLP
+from .hopfield import OUTPUTS, HopfieldMLP, _output_activation
 
 POOLS = ("max", "avg")
 
@@ -57,8 +57,8 @@ class ConvHopfield(EnergyModel):
         channels: channels of the free conv layers, e.g. ``[128, 256, 512, 512]``.
         num_outputs: classes (the dense output).
         pool: ``"max"`` (default) or ``"avg"``.
-        activation, output, gains: as in :class:`HopfieldMLP` (one gain per coupling, dense
-            one included).
+        activation, output, gains, output_activation: as in :class:`HopfieldMLP` (one gain per
+            coupling, dense one included).
         channels_last: keep inputs and feature maps in channels-last memory layout (faster
             convolutions on GPUs); default: on CUDA only. Results are the same either way.
 
@@ -76,6 +76,7 @@ class ConvHopfield(EnergyModel):
         output: str = "mse",
         gains: Sequence[float] | None = None,
         channels_last: bool | None = None,
+        output_activation: str | None = None,
     ):
         super().__init__()
         self.channels_last = channels_last
@@ -101,6 +102,7 @@ class ConvHopfield(EnergyModel):
         self.pool = pool
         self.output_kind = output
         self.activation = get_activation(activation)
+        self.output_activation = _output_activation(output_activation, output)
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip([c, *channels[:-1]], channels))
         flat = math.prod(self.map_shapes[-1])
         self.dense = nn.Linear(flat, num_outputs) if output == "mse" else None
@@ -222,7 +224,7 @@ class ConvHopfield(EnergyModel):
 
     def layer_update(self, i, state, ctx, force=None):
         u = self.drive(i, state, ctx)
-        return self.activation(u if force is None else u + force.view_as(u))
+        return self.activation_of(i)(u if force is None else u + force.view_as(u))
 
     def update_groups(self, mode):
         return parity_groups(self.num_free_layers, mode)
@@ -230,11 +232,11 @@ class ConvHopfield(EnergyModel):
     @property
     def holomorphic(self) -> bool:
         """Holomorphic EP needs a holomorphic activation and average pooling (max pooling is not)."""
-        return self.pool == "avg" and bool(self.activation.holomorphic)
+        return self.pool == "avg" and EnergyModel.holomorphic.fget(self)
 
     def energy(self, x, state):
         x = self.prepare_input(x)
-        e = sum(self.activation.potential(s).flatten(1).sum(-1) for s in state)
+        e = self.layer_potentials(state)
         below = [x, *state[: len(self.channels) - 1]]
         for k, (lo, hi) in enumerate(zip(below, state)):
             e = e - (hi * self._forward(k, lo)[0]).flatten(1).sum(-1)

@@ -50,6 +50,10 @@ class HopfieldMLP(EnergyModel):
         sizes: ``[d_0, d_1, ..., d_L]``: input size, hidden sizes, number of outputs.
         activation: ``"hard_sigmoid"`` (default) or ``"sigmoid"``.
         output: ``"mse"`` (output layer in the energy) or ``"ce"`` (softmax readout outside it).
+        output_activation: activation of the output layer with ``output="mse"``; default: the
+            same as ``activation``. ``"linear"`` is the comparative study's output (Scellier et
+            al. 2023): a hard-sigmoid output unit driven below 0 for every input is clamped there
+            and no rule's gradient reaches it (a dead class, docs/compare.md).
         gains: per-coupling multiplier of the initial weights, uniform in
             ``+- gain / sqrt(fan_in)``; default 1 for every coupling (readout included).
 
@@ -63,6 +67,7 @@ class HopfieldMLP(EnergyModel):
         activation: str = "hard_sigmoid",
         output: str = "mse",
         gains: Sequence[float] | None = None,
+        output_activation: str | None = None,
     ):
         super().__init__()
         sizes = [int(s) for s in sizes]
@@ -78,6 +83,7 @@ class HopfieldMLP(EnergyModel):
         self.sizes = sizes
         self.output_kind = output
         self.activation = get_activation(activation)
+        self.output_activation = _output_activation(output_activation, output)
         free = sizes[1:] if output == "mse" else sizes[1:-1]
         self.free_sizes = free
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:len(free)], free))
@@ -138,14 +144,14 @@ class HopfieldMLP(EnergyModel):
 
     def layer_update(self, i, state, ctx: MLPContext, force=None):
         u = self.drive(i, state, ctx)
-        return self.activation(u if force is None else u + force)
+        return self.activation_of(i)(u if force is None else u + force)
 
     def update_groups(self, mode: str):
         return parity_groups(self.num_free_layers, mode)
 
     def energy(self, x, state):
         x = self.prepare_input(x)
-        e = sum(self.activation.potential(s).sum(-1) for s in state)
+        e = self.layer_potentials(state)
         below = [x] + list(state[:-1])
         for layer, lo, hi in zip(self.layers, below, state):
             e = e - (hi * _linear(layer, lo)).sum(-1)
@@ -171,7 +177,18 @@ class HopfieldMLP(EnergyModel):
         return (p - t) @ like(self.readout.weight, out)
 
     def extra_repr(self) -> str:
-        return f"sizes={self.sizes}, activation={self.activation.name}, output={self.output_kind!r}"
+        out = f", output_activation={self.output_activation.name}" if self.output_activation else ""
+        return f"sizes={self.sizes}, activation={self.activation.name}, output={self.output_kind!r}{out}"
+
+
+def _output_activation(name: str | None, output: str):
+    """The output layer's own activation (``None``: the hidden layers'); only for an output in the energy."""
+    if name is None:
+        return None
+    if output != "mse":
+        raise ValueError(f"output_activation applies to output='mse' (an output layer in the energy); "
+                         f"with output={output!r} the readout is outside the energy: drop output_activation")
+    return get_activation(name)
 
 
 def _linear(layer: nn.Linear, s: torch.Tensor) -> torch.Tensor:

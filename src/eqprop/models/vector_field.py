@@ -87,7 +87,7 @@ class VectorFieldModel:
     def vector_field(self, x, state, ctx=None) -> list[torch.Tensor]:
         """``F_i(s) = -G'(s_i) + u_i(s)`` for every free layer (zero at a fixed point)."""
         ctx = self.context(x) if ctx is None else ctx
-        return [-self.activation.inverse(s) + self.drive(i, state, ctx) for i, s in enumerate(state)]
+        return [-self.activation_of(i).inverse(s) + self.drive(i, state, ctx) for i, s in enumerate(state)]
 
     def energy(self, x, state):
         raise NotImplementedError(
@@ -103,7 +103,7 @@ class VectorFieldModel:
             anchor = list(state) if track else [t.detach() for t in state]
             psi = self.contrast_energy(ctx.x, s, anchor=anchor).sum()
             u = -torch.autograd.grad(psi, s[i], create_graph=track)[0]
-        return self.activation(u if force is None else u + force.view_as(u))
+        return self.activation_of(i)(u if force is None else u + force.view_as(u))
 
     def contrast_energy(self, x, state, y=None, beta=0.0, anchor=None):
         """``Psi_beta(s; s_bar) = -sum_i s_i . u_i(s_bar) + beta C(s_bar)`` per sample (B,).

@@ -1,6 +1,6 @@
 """``eqprop compare``: a grid of rules x datasets x seeds from one YAML, resumable.
 
-    rules: [cl, ep-positive, {name: bptt, backprop_steps: 8, label: tbptt}]
+    rules: [cl, ep-positive, {name: bptt, backprop_steps: 8, label: tbptt, optim: {lr: [0.1, 0.05]}}]
     datasets: [mnist, fashion-mnist]
     seeds: [0, 1, 2]
     out: runs/compare
@@ -11,7 +11,9 @@
       run: {epochs: 5}
 
 A rule is a name or a mapping with ``name``, its own settings and an optional ``label`` (the
-row name; default: the name). Shared ``base.rule`` settings go to every rule that takes them; one
+row name; default: the name); keys named after a section (``optim``, ``model``, ``data``, ``run``)
+override the base for that rule only. ``rules`` may also map each dataset to its own list, or name
+a YAML file holding such a ``rules:`` key (``eqprop tune`` writes ``OUT/tuned.yaml``). Shared ``base.rule`` settings go to every rule that takes them; one
 that no rule of the grid takes is an error. Each cell is an ordinary training run in
 ``OUT/DATASET/LABEL/seed{SEED}``, so an interrupted grid resumes where it stopped. A finished
 cell is reused only if its recorded configuration equals the cell's full resolved configuration;
@@ -66,24 +68,37 @@ class CompareConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     out: str = "runs/compare"
 
-    def rule_specs(self) -> list[tuple[str, dict]]:
-        """``(label, rule section)`` per rule, shared settings filtered to those each rule takes."""
+    def rules_for(self, dataset: str) -> list:
+        """The grid's rule entries for ``dataset``: ``rules`` is a list (every dataset) or a mapping
+        ``{dataset: [entries]}`` (per-dataset settings, e.g. the ``tuned.yaml`` of ``eqprop tune``)."""
+        if isinstance(self.rules, dict):
+            if dataset not in self.rules:
+                raise ConfigError(f"the grid's rules name datasets {', '.join(self.rules)}; none for {dataset!r}")
+            return list(self.rules[dataset])
+        return list(self.rules)
+
+    def rule_specs(self, dataset: str | None = None) -> list[tuple[str, dict, dict]]:
+        """``(label, rule section, other sections)`` per rule, shared settings filtered to those each
+        rule takes. An entry's keys named after a section (``optim: {lr: [...]}``) override the
+        base for that rule's cells only."""
+        dataset = self.datasets[0] if dataset is None else dataset
         shared = {k: v for k, v in (self.base.get("rule") or {}).items() if k != "name"}
         specs, used = [], set()
-        for r in self.rules:
+        for r in self.rules_for(dataset):
             own = {"name": r} if isinstance(r, str) else dict(r)
             if "name" not in own:
                 raise ConfigError(f"a grid rule needs a name: {r!r}")
             label = str(own.pop("label", own["name"]))
+            sections = {k: own.pop(k) for k in list(own) if k in SECTIONS and k != "rule"}
             valid = RULES.get(own["name"]).settings()
             take = {k: v for k, v in shared.items() if k in valid}
             used |= set(take)
-            specs.append((label, {**take, **own}))
+            specs.append((label, {**take, **own}, sections))
         unused = sorted(set(shared) - used)
         if unused:
             raise ConfigError(f"base.rule setting(s) {', '.join(unused)} are taken by no rule of the grid "
-                              f"({', '.join(label for label, _ in specs)})")
-        labels = [label for label, _ in specs]
+                              f"({', '.join(label for label, _, _ in specs)})")
+        labels = [label for label, _, _ in specs]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"two grid rules share a label ({labels}); give each a distinct 'label'")
         return specs
@@ -91,9 +106,9 @@ class CompareConfig:
     def cells(self) -> list[Cell]:
         out = []
         for dataset in self.datasets:
-            for label, rule in self.rule_specs():
+            for label, rule, sections in self.rule_specs(dataset):
                 for seed in self.seeds:
-                    data = copy.deepcopy(self.base)
+                    data = merge(copy.deepcopy(self.base), copy.deepcopy(sections))
                     data["data"] = {**(data.get("data") or {}), "name": dataset}
                     data["rule"] = rule
                     data["run"] = {"progress": False, **(data.get("run") or {}), "seed": seed,
@@ -115,6 +130,8 @@ def load_compare_config(path: str | Path | None, overrides: list[str] | None = N
         raise ConfigError(f"compare base: unknown section(s) {', '.join(flat)}; the base is a sectioned config "
                           f"({', '.join(SECTIONS)}), e.g. base.rule.beta instead of base.beta")
     grid = {k: data[k] for k in GRID_KEYS if k in data}
+    if isinstance(grid.get("rules"), str):  # a file of rule entries, e.g. eqprop tune's tuned.yaml
+        grid["rules"] = read_rules(Path(path).parent if path else Path("."), grid["rules"])
     rest = []
     for item in overrides or []:
         key = item.split("=", 1)[0].strip()
@@ -124,11 +141,24 @@ def load_compare_config(path: str | Path | None, overrides: list[str] | None = N
             rest.append(item)
     base = merge(base, parse_overrides(rest))
     for key in ("rules", "datasets", "seeds"):
-        if key in grid and not isinstance(grid[key], list):
+        if key in grid and not isinstance(grid[key], (list, dict) if key == "rules" else list):
             grid[key] = [grid[key]]
     cfg = CompareConfig(base=base, **grid)
     cfg.cells()  # every cell resolves, or the error names the setting
     return cfg
+
+
+def read_rules(here: Path, name: str):
+    """The ``rules`` of a YAML file (a list, or ``{dataset: [entries]}``); a relative path is tried
+    from the current folder, then from the grid file's folder."""
+    path = Path(name) if Path(name).exists() else here / name
+    if not path.exists():
+        raise ConfigError(f"rules: {name!r} is neither a rule list nor a file (looked in . and {here}); "
+                          f"write the rules inline or give the tuned.yaml that eqprop tune wrote")
+    rules = (read_yaml(path) or {}).get("rules")
+    if not isinstance(rules, (list, dict)):
+        raise ConfigError(f"{path}: expected a 'rules:' list or a mapping from dataset to list")
+    return rules
 
 
 def _grid_override(item: str) -> dict:
@@ -242,7 +272,8 @@ def aggregate(results: list[dict]) -> dict:
 
 
 def _labels(cfg: CompareConfig) -> list[str]:
-    return [label for label, _ in cfg.rule_specs()]
+    labels = [label for d in cfg.datasets for label, _, _ in cfg.rule_specs(d)]
+    return list(dict.fromkeys(labels))
 
 
 def markdown_table(agg: dict, cfg: CompareConfig) -> str:

@@ -75,25 +75,44 @@ def num_classes_of(y: torch.Tensor) -> int:
 
 def load_split(data_cfg: dict, split: str):
     """One split of the dataset a resolved ``data`` section names, as the registered loader returns it."""
+    from dataclasses import fields
+
+    from ..config import DataConfig
     from ..registry import Entry
 
     entry: Entry = DATASETS.get(data_cfg["name"])
-    own = {"name", "root", "train_subset", "test_subset", "normalize", "augment", "download"}
+    own = {f.name for f in fields(DataConfig)}  # the section's own settings; the rest go to the loader
     settings = {k: v for k, v in data_cfg.items() if k not in own}
     kw = {"split": split, "root": data_cfg.get("root"), "download": data_cfg.get("download", False)}
     return entry.build(settings, **kw)
 
 
+def split_validation(x, y, n: int):
+    """``((x, y) kept for training, (x, y) of n held-out samples)``; the split depends on n and the
+    data only (a fixed generator), so every run and trial of a study holds out the same samples."""
+    if n >= len(y):
+        raise ConfigError(f"data.validation={n} holds out every training sample ({len(y)}); lower it")
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(20231)).to(y.device)
+    keep, held = perm[n:].sort().values, perm[:n].sort().values
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
 def load_data(data_cfg: dict):
     """``(train, test, num_classes)`` from a resolved ``data`` section: in-memory (x, y) pairs with
-    the section's subsets and normalisation applied (statistics from the training split)."""
-    for key in ("train_subset", "test_subset"):  # before any file is read
+    the section's subsets and normalisation applied (statistics from the training split).
+
+    With ``validation: N`` the second pair is N samples held out of the training split (the
+    same ones for every seed), and the test split is not read at all.
+    """
+    for key in ("train_subset", "test_subset", "validation"):  # before any file is read
         if data_cfg.get(key) is not None and data_cfg[key] < 1:
             raise ConfigError(f"data.{key} must be >= 1 (or null for the whole split), got {data_cfg[key]}")
-    raw = {s: load_split(data_cfg, s) for s in ("train", "test")}
+    held_out = data_cfg.get("validation")
+    splits = ("train",) if held_out else ("train", "test")
+    raw = {s: load_split(data_cfg, s) for s in splits}
     classes = raw["train"].num_classes if isinstance(raw["train"], Dataset) else None
     out = {}
-    for split, key in (("train", "train_subset"), ("test", "test_subset")):
+    for split, key in (("train", "train_subset"), ("test", "test_subset"))[:len(splits)]:
         n = data_cfg.get(key)
         if isinstance(raw[split], Dataset):
             raw[split] = raw[split].subset(n, subset_generator())
@@ -107,6 +126,8 @@ def load_data(data_cfg: dict):
             idx = torch.randperm(len(y), generator=subset_generator())[:n].sort().values
             x, y = x[idx], y[idx]
         out[split] = (x, y)
+    if held_out:
+        out["train"], out["test"] = split_validation(*out["train"], held_out)
     if data_cfg.get("normalize"):
         if out["train"][0].dim() != 4:
             raise ConfigError(f"data.normalize=true standardises image channels; {data_cfg['name']} is not an image dataset")

@@ -390,16 +390,28 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split=None) -> dict:
-        """Loss and accuracy of the rule's inference (``rule.infer``) on ``split`` (default: test)."""
+        """Loss and accuracy of the rule's inference (``rule.infer``) on ``split`` (default: test).
+
+        For class labels also ``silent_classes``: the classes present in ``split`` that no sample is
+        predicted as (a dead output unit shows here first: one class lost, accuracy down ~1/C).
+        """
         split = self.test if split is None else split
         total_loss, correct, n = 0.0, 0, 0
+        seen = predicted = None
         for x, y in self._eval_batches(split):
             r = self.rule.infer(self.model, x, y)
             total_loss += float(r.loss) * len(y)
             if y.dim() == 1:
-                correct += int((r.output.argmax(-1) == y).sum())
+                pred = r.output.argmax(-1)
+                correct += int((pred == y).sum())
+                k = r.output.shape[-1]
+                seen = torch.bincount(y, minlength=k) + (0 if seen is None else seen)
+                predicted = torch.bincount(pred, minlength=k) + (0 if predicted is None else predicted)
             n += len(y)
-        return {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1)}
+        out = {"loss": total_loss / max(n, 1), "acc": correct / max(n, 1)}
+        if seen is not None:
+            out["silent_classes"] = [int(c) for c in torch.nonzero((seen > 0) & (predicted == 0)).flatten()]
+        return out
 
     # -- the run ---------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -441,6 +453,7 @@ class Trainer:
             test = self.evaluate() if (self.test is not None or self.test_loader is not None) else {"loss": None, "acc": None}
             record = {
                 "epoch": self.epoch + 1, **train, "test_loss": test["loss"], "test_acc": test["acc"],
+                **({"silent_classes": test["silent_classes"]} if "silent_classes" in test else {}),
                 "epoch_time": time.time() - t0, "lr": [g["lr"] for g in self.optimizer.param_groups],
             }
             self._check_collapse(test["acc"])
@@ -453,6 +466,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_checkpoint(self)
             acc = "" if test["acc"] is None else f"  test acc {100 * test['acc']:.2f}%"
+            if test.get("silent_classes"):
+                acc += f"  (never predicted: class {', '.join(map(str, test['silent_classes']))})"
             self.say(f"[eqprop] epoch {self.epoch}/{run.epochs}  train loss {record['train_loss']:.4f} "
                   f"acc {100 * record['train_acc']:.2f}%{acc}  ({record['epoch_time']:.1f}s)", flush=True)
         summary = self.finish(time.time() - start)
