@@ -252,6 +252,9 @@ def run_compare(cfg: CompareConfig, train=None, poll_s: float = 10.0) -> dict:
     write_atomic(out / "results.json", json.dumps({"cells": results, "aggregate": agg}, indent=2))
     write_atomic(out / "results.md", markdown_table(agg, cfg))
     plot(agg, cfg, out / "results.png")
+    from ..diagnostics.bias_trace import plot_bias_traces
+
+    plot_bias_traces(out)  # bias_traces.png when the cells logged run.bias_probe traces
     return agg
 
 

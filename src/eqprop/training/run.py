@@ -17,6 +17,8 @@ class RunConfig:
     max_weight: so does a weight of larger magnitude (a blow-up whose loss stays bounded).
     eval_batch_size: samples per evaluation batch.
     log_every: also log per-step metrics (``steps.jsonl``) every N batches (0: per epoch only).
+    bias_probe: each epoch, compare the rule's gradient estimate with RBP's on this many fixed
+        training samples (cosine, relative error; ``bias.jsonl``); 0 (default): off.
     loggers: any of jsonl (metrics.jsonl), csv (metrics.csv), tensorboard (needs the extra).
     nproc: data-parallel processes on this machine; ``eqprop train`` starts them with torchrun
         (``batch_size`` stays the global batch). See docs/distributed.md.
@@ -34,5 +36,6 @@ class RunConfig:
     max_weight: float = 1e6
     eval_batch_size: int = 1000
     log_every: int = 0
+    bias_probe: int = 0
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     nproc: int = 1

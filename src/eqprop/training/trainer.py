@@ -90,6 +90,8 @@ def check_run(run: RunConfig) -> None:
         raise ConfigError(f"run.max_loss must be > 0, got {run.max_loss}")
     if run.nproc < 1:
         raise ConfigError(f"run.nproc must be >= 1, got {run.nproc}")
+    if run.bias_probe < 0:
+        raise ConfigError(f"run.bias_probe must be >= 0 (0: off), got {run.bias_probe}")
 
 
 class Trainer:
@@ -205,6 +207,10 @@ class Trainer:
         rule.check_model(model)  # the model/rule pairing, before the optimizer and the run folder
         optimizer = build_optimizer(model, cfg.optim)
         extra = [Augment()] if cfg.data.get("augment") else []
+        if run.bias_probe:
+            from ..diagnostics.bias_trace import GradientBias
+
+            extra.append(GradientBias(run.bias_probe))
         return cls(model, rule, optimizer, train, test, callbacks=[*extra, *callbacks],
                    schedule=cfg.optim["schedule"], run=run, config=cfg.to_dict())
 
