@@ -203,7 +203,8 @@ def _study(cfg: TuneConfig, name: str):
                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
         return optuna.create_study(
             study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=cfg.sampler_seed),
+            # TPE models the space after a few random trials: a third of the budget (3..10)
+            sampler=optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=min(10, max(3, cfg.trials // 3))),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=cfg.pruner_warmup),
         )
 
