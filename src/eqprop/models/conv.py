@@ -253,6 +253,7 @@ class ConvHopfield(EnergyModel):
 
     # the costs are those of HopfieldMLP: they only read ``output`` and ``readout``
     cost = HopfieldMLP.cost
+    prepare_targets = HopfieldMLP.prepare_targets
 
     def cost_grad(self, state, y):
         g = HopfieldMLP.cost_grad(self, state, y)

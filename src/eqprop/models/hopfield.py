@@ -163,6 +163,13 @@ class HopfieldMLP(EnergyModel):
             return 0.5 * ((out - t) ** 2).sum(-1)
         return -(t * _log_softmax(out)).sum(-1)
 
+    def prepare_targets(self, y, like: torch.Tensor):
+        """Targets as ``cost``/``cost_grad`` take them, made once per batch: class indices (B,) ->
+        one-hot (B, num_outputs) in ``like``'s dtype (the range checked here); float targets pass."""
+        if type(self).cost is not HopfieldMLP.cost:  # another cost (e.g. an ff-EBM block's error)
+            return y
+        return one_hot_targets(y, self.num_outputs, like)
+
     def cost_grad(self, state, y):
         out = self.output(state)
         t = one_hot_targets(y, self.num_outputs, out)
