@@ -365,11 +365,14 @@ class Trainer:
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
                 "lr": [g["lr"] for g in self.optimizer.param_groups]}
 
+    # read the per-batch divergence checks at log points instead of every batch; None: on CUDA only
+    defer_checks: bool | None = None
+
     def train_epoch(self) -> dict:
         total_loss, correct, seen = 0.0, 0, 0
         # on a GPU no host sync per batch: loss, accuracy and the divergence checks stay on the
         # device and are read at log points (every 20 batches and at the end of the epoch)
-        defer = self.device.type == "cuda"
+        defer = self.device.type == "cuda" if self.defer_checks is None else self.defer_checks
         ok, since = None, 0
         bar = tqdm(self.batches(), total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{self.run.epochs}",
                    disable=not self.run.progress, leave=False, dynamic_ncols=True, mininterval=0.5)
@@ -383,7 +386,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.after_step(self, batch, result)
             if defer:
-                loss = result.loss.detach()
+                loss = result.loss.detach().double()  # summed in float64, as the host path
                 step_ok = self._step_ok(loss)
                 ok = step_ok if ok is None else ok & step_ok
             else:
