@@ -231,8 +231,6 @@ def measure(name, args, data):
     lr, beta = (0.05, 0.1) if name == "laborieux" else (0.05, 0.2)
     step_theirs, step_ours, diff, step_floor, info = (laborieux if name == "laborieux" else ebl)(lr, beta)
     x0, y0 = data[0]
-    for f in (step_theirs, step_ours, step_floor):  # warm-up (not on the compared models' batches)
-        pass
     step_floor(x0, y0)
     t_th, t_ou, t_fl = [], [], []
     for i, (x, y) in enumerate(data):
