@@ -18,7 +18,7 @@ of the bias decomposition.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,20 +30,43 @@ class Nudge:
     """Pull the output towards ``y`` with strength ``beta``: minimise ``E + beta * C(s, y)``.
 
     beta: a real or complex number, or a (B,) tensor (one nudge per sample).
+
+    The targets are prepared once per nudge (``model.prepare_targets``, e.g. class indices ->
+    one-hot with the label range checked), not in every sweep.
     """
 
     beta: float | complex | torch.Tensor
     y: torch.Tensor
+    _targets: dict = field(default_factory=dict, compare=False, repr=False)
 
     def force(self, model, state) -> torch.Tensor | None:
         """``-beta * dC/ds_out``, added to the output layer's drive (None for a zero nudge)."""
         b = self.beta
         if isinstance(b, torch.Tensor):  # always applied (also at 0: forward-mode derivatives in beta)
-            g = model.cost_grad(state, self.y)
+            g = model.cost_grad(state, self.targets(model, state))
             return -b.reshape(-1, *([1] * (g.dim() - 1))) * g
         if b == 0:
             return None
-        return -b * model.cost_grad(state, self.y)
+        return -b * model.cost_grad(state, self.targets(model, state))
+
+    def targets(self, model, state):
+        """``y`` as ``model.cost_grad`` takes it, prepared on the first call for this model and dtype."""
+        key = (id(model), state[model.output_index].dtype)
+        t = self._targets.get(key)
+        if t is None:
+            t = nudge_targets(model, self.y, state)
+            self._targets[key] = t
+        return t
+
+
+def nudge_targets(model, y, state):
+    """``model.prepare_targets(y, like=<its output at state>)`` where the model has it (class
+    indices -> one-hot, range checked once), ``y`` unchanged otherwise."""
+    prep = getattr(model, "prepare_targets", None)
+    if prep is None:
+        return y
+    with torch.no_grad():
+        return prep(y, model.output([s.detach() for s in state]))
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,26 @@ def test_a_run_without_test_data_still_writes_its_folder(tmp_path):
                 out=str(tmp_path / "run"), progress=False)
     s = t.fit()
     assert s["test_acc"] is None and s["epochs"] == 2 and (tmp_path / "run" / "curves.png").exists()
+
+
+@pytest.mark.parametrize("lr", ["1e30", "0.05"])
+def test_deferred_checks_give_the_same_divergence_error_and_the_same_run(tmp_path, lr):
+    # the GPU path (checks read at log points, no host sync per batch), forced on the CPU
+    args = ("run.epochs=1", "data.train_subset=500", f"optim.lr={lr}", "optim.momentum=0")
+    a, b = trainer(tmp_path, *args, f"run.out={tmp_path}/a"), trainer(tmp_path, *args, f"run.out={tmp_path}/b")
+    b.defer_checks = True
+    if lr == "1e30":
+        for t in (a, b):
+            with pytest.raises(DivergenceError, match=r"diverged at epoch 1.*no epoch had completed.*Lower the learning rate"):
+                t.fit()
+        b = trainer(tmp_path, *args[:2], "run.max_loss=1e-9", f"run.out={tmp_path}/c")
+        b.defer_checks = True
+        with pytest.raises(DivergenceError, match=r"batches 1-1: the loss or a gradient became NaN/inf, or the loss exceeded"):
+            b.fit()
+        return
+    a.fit()
+    b.fit()
+    assert a.history[0]["train_loss"] == pytest.approx(b.history[0]["train_loss"], rel=1e-12)
+    assert a.history[0]["train_acc"] == b.history[0]["train_acc"]
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)

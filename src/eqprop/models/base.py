@@ -123,6 +123,14 @@ class EnergyModel(nn.Module):
         """
         return self.total_energy(x, state, y, beta)
 
+    def contrast_grads(self, x, y, terms, anchor=None) -> dict[str, torch.Tensor] | None:
+        """``d/dtheta Re sum_k w_k F_{beta_k}(s_k)`` (batch summed, states fixed) in closed form,
+        keyed by the names of the trainable parameters; ``terms`` are ``(state, beta_k, w_k)``
+        triples as in ``eqprop.rules.base.weighted_contrast``. ``None`` (the default) declines:
+        the rules then differentiate ``contrast_energy`` by autograd, which is always correct;
+        layered models override this with one product per coupling (tested against autograd)."""
+        return None
+
     @property
     def holomorphic(self) -> bool:
         """Whether energy, cost and updates extend holomorphically to complex states."""
@@ -156,6 +164,67 @@ def parity_groups(n: int, mode: str) -> list[list[int]]:
     if mode == "async":
         return [g for g in (list(range(0, n, 2)), list(range(1, n, 2))) if g]
     raise ValueError(f"unknown relaxation mode {mode!r}; valid modes: async, sync")
+
+
+def stacked_terms(terms, num_rows: int):
+    """Per-term row weights for closed-form contrasts: ``[(state, beta, w)]`` with each ``w`` and
+    ``beta`` as a number or a (B, 1) column (from (B,) tensors), or ``None`` when a term's shapes
+    do not fit (the caller then declines and autograd takes over)."""
+    out = []
+    for state, beta, w in terms:
+        cols = []
+        for v in (beta, w):
+            if isinstance(v, torch.Tensor) and v.dim() > 0:
+                if v.shape != (num_rows,):
+                    return None
+                v = v.reshape(-1, 1)
+            cols.append(v)
+        out.append(([t.detach() for t in state], cols[0], cols[1]))
+    return out
+
+
+def rows(w, s: torch.Tensor) -> torch.Tensor:
+    """``w * s`` with ``w`` a number or a (B, 1) column broadcast over every non-batch dim of ``s``."""
+    if isinstance(w, torch.Tensor) and w.dim() > 0 and s.dim() > 2:
+        w = w.reshape(-1, *([1] * (s.dim() - 1)))
+    return w * s
+
+
+def is_zero(v) -> bool:
+    return not isinstance(v, torch.Tensor) and v == 0
+
+
+def t_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``Re(a^T b)``: the batch-summed outer product of two stacks of rows (complex allowed)."""
+    dt = torch.promote_types(a.dtype, b.dtype)
+    r = a.to(dt).T @ b.to(dt)
+    return r.real if r.is_complex() else r
+
+
+def real(t: torch.Tensor) -> torch.Tensor:
+    return t.real if t.is_complex() else t
+
+
+def plain_energy(model, base, methods=()) -> bool:
+    """Whether ``model`` (an instance of ``base`` or a subclass) keeps ``base``'s energy, cost and
+    contrast energy, so that ``base``'s closed-form contrast holds for it; a subclass that
+    redefines any of them gets the autograd contrast."""
+    t = type(model)
+    names = ("energy", "cost", "output", "prepare_input", *methods)
+    return (all(getattr(t, m) is getattr(base, m) for m in names)
+            and t.contrast_energy is EnergyModel.contrast_energy and t.total_energy is EnergyModel.total_energy)
+
+
+def named_contrast(model, grads: dict) -> dict | None:
+    """``grads`` (name -> tensor) restricted to the trainable parameters, cast to their dtype;
+    ``None`` when a trainable parameter has no closed form (the caller falls back to autograd)."""
+    out = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            if n not in grads:
+                return None
+            out[n] = grads[n].to(p.dtype)
+    return out
 
 
 def one_hot_targets(y: torch.Tensor, num_outputs: int, like: torch.Tensor) -> torch.Tensor:

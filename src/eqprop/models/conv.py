@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import get_activation
-from .base import EnergyModel, like, parity_groups
+from .base import EnergyModel, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real, rows, stacked_terms, t_mm
 from .hopfield import OUTPUTS, HopfieldMLP, _output_activation
 
 POOLS = ("max", "avg")
@@ -181,11 +181,14 @@ class ConvHopfield(EnergyModel):
 
     def _backward(self, k: int, s_above: torch.Tensor, idx, conv_shape) -> torch.Tensor:
         """``d/ds_k [s_{k+1} . P(conv_k(s_k))] = conv_k^T(P^T(s_{k+1}))`` (with ``feedback_kernel(k)``)."""
-        if self.pool == "max":
-            up = F.max_unpool2d(s_above, idx, 2, output_size=conv_shape[-2:])
-        else:
-            up = s_above.repeat_interleave(2, -2).repeat_interleave(2, -1) / 4  # nearest upsampling (complex too)
+        up = self._unpool(s_above, idx, conv_shape)
         return F.conv_transpose2d(up, like(self.feedback_kernel(k), up), padding=1)
+
+    def _unpool(self, s_above: torch.Tensor, idx, conv_shape) -> torch.Tensor:
+        """``P^T(s_above)``: the adjoint of the pooling (unpooling to ``idx``, or nearest upsampling / 4)."""
+        if self.pool == "max":
+            return F.max_unpool2d(s_above, idx, 2, output_size=conv_shape[-2:])
+        return s_above.repeat_interleave(2, -2).repeat_interleave(2, -1) / 4  # nearest upsampling (complex too)
 
     def feedback_kernel(self, k: int) -> torch.Tensor:
         """The kernel carrying layer ``k`` down to ``k - 1`` (transposed); tied: ``convs[k].weight``.
@@ -252,10 +255,72 @@ class ConvHopfield(EnergyModel):
 
     # the costs are those of HopfieldMLP: they only read ``output`` and ``readout``
     cost = HopfieldMLP.cost
+    prepare_targets = HopfieldMLP.prepare_targets
 
     def cost_grad(self, state, y):
         g = HopfieldMLP.cost_grad(self, state, y)
         return g.view_as(state[self.output_index])
+
+    def contrast_grads(self, x, y, terms, anchor=None):
+        """The contrast ``d/dtheta sum_j w_j F_{beta_j}(s^j)`` in closed form (real states).
+
+        Coupling ``k``: ``dK_k = -conv_weight_grad(L_k, P_j^T(A_k))`` with ``L_k`` the phases'
+        states of layer ``k`` stacked along the batch and ``A_k = [w_1 s^1_{k+1}; w_2 s^2_{k+1}; ...]``,
+        one weight-gradient convolution per coupling; ``P_j^T`` unpools to the max positions of
+        each phase's own ``conv_k(s^j_k)`` (one forward convolution over the stacked phases; none
+        with average pooling). The input coupling unpools the weighted state difference
+        ``U = sum_j w_j s^j_1`` once (``x`` is the same in every phase). Biases ``-sum A_k`` per
+        channel; the dense output and the cross-entropy readout as in ``HopfieldMLP``.
+        ``None`` (autograd instead) for complex states or a subclass with another energy.
+        """
+        methods = ("_forward", "_conv", "_dense_in", "_unpool")
+        if not plain_energy(self, ConvHopfield, methods) or any(type(c) is not nn.Conv2d for c in self.convs):
+            return None
+        x = self.prepare_input(x).contiguous(memory_format=self._memory_format())
+        terms = stacked_terms(terms, x.shape[0])
+        if terms is None or any(t.is_complex() for st, _, _ in terms for t in st) or any(
+                (isinstance(v, complex) or (isinstance(v, torch.Tensor) and v.is_complex()))
+                for _, b, w in terms for v in (b, w)):
+            return None
+        g = {}
+        for k, conv in enumerate(self.convs):
+            if k == 0:
+                a = sum(rows(w, st[0]) for st, _, w in terms)
+                lo = x
+            else:
+                a = torch.cat([rows(w, st[k]) for st, _, w in terms])
+                lo = torch.cat([st[k - 1] for st, _, _ in terms])
+            idx = shape = None
+            if self.pool == "max":
+                z = self._conv(k, lo)
+                shape = z.shape
+                idx = F.max_pool2d(z, 2, return_indices=True)[1]
+                del z
+            else:
+                shape = (*lo.shape[:2], *lo.shape[-2:])
+            up = self._unpool(a, idx, shape)
+            g[f"convs.{k}.weight"] = -torch.nn.grad.conv2d_weight(lo, conv.weight.shape, up, padding=1)
+            g[f"convs.{k}.bias"] = -a.sum((0, 2, 3))
+        n_conv = len(self.channels)
+        last = torch.cat([st[n_conv - 1].flatten(1) for st, _, _ in terms])
+        if self.dense is not None:
+            a = torch.cat([rows(w, st[n_conv]) for st, _, w in terms])
+            g["dense.weight"] = -t_mm(a, last)
+            g["dense.bias"] = -a.sum(0)
+        if self.readout is not None:
+            err, t = [], None
+            for st, beta, w in terms:
+                s = st[n_conv - 1]
+                if is_zero(beta):
+                    err.append(torch.zeros(s.shape[0], self.num_outputs, dtype=s.dtype, device=s.device))
+                    continue
+                z = self.output(st)
+                t = one_hot_targets(y, self.num_outputs, z) if t is None else t
+                err.append(rows(w, rows(beta, torch.softmax(z, dim=-1) - t)))
+            a = torch.cat(err)
+            g["readout.weight"] = t_mm(a, last)
+            g["readout.bias"] = real(a.sum(0))
+        return named_contrast(self, g)
 
     def extra_repr(self) -> str:
         return (f"in_shape={self.in_shape}, channels={self.channels}, pool={self.pool!r}, "

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import get_activation
-from .base import EnergyModel, like, one_hot_targets, parity_groups
+from .base import (EnergyModel, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real,
+                   rows, stacked_terms, t_mm)
 
 OUTPUTS = ("mse", "ce")
 
@@ -168,6 +169,13 @@ class HopfieldMLP(EnergyModel):
             return 0.5 * ((out - t) ** 2).sum(-1)
         return -(t * _log_softmax(out)).sum(-1)
 
+    def prepare_targets(self, y, like: torch.Tensor):
+        """Targets as ``cost``/``cost_grad`` take them, made once per batch: class indices (B,) ->
+        one-hot (B, num_outputs) in ``like``'s dtype (the range checked here); float targets pass."""
+        if type(self).cost is not HopfieldMLP.cost:  # another cost (e.g. an ff-EBM block's error)
+            return y
+        return one_hot_targets(y, self.num_outputs, like)
+
     def cost_grad(self, state, y):
         out = self.output(state)
         t = one_hot_targets(y, self.num_outputs, out)
@@ -175,6 +183,48 @@ class HopfieldMLP(EnergyModel):
             return out - t
         p = _log_softmax(out).exp() if out.is_complex() else torch.softmax(out, dim=-1)
         return (p - t) @ like(self.readout.weight, out)
+
+    def contrast_grads(self, x, y, terms, anchor=None):
+        """The contrast ``d/dtheta Re sum_j w_j F_{beta_j}(s^j)`` in closed form.
+
+        With ``A_k = [w_1 s^1_{k+1}; w_2 s^2_{k+1}; ...]`` and ``L_k = [s^1_k; s^2_k; ...]`` (the
+        phases stacked along the batch): ``dW_k = -A_k^T L_k``, ``db_k = -sum_rows A_k``, one product
+        per coupling. The input is the same in every phase, so the input coupling needs only the
+        weighted state difference ``U = sum_j w_j s^j_1``: ``dW_0 = -U^T x``. With the
+        cross-entropy readout, ``dW_out = sum_j (w_j beta_j (p_j - t))^T s^j_n`` (``p`` the softmax).
+        ``None`` (autograd instead) for a subclass with another energy or cost.
+        """
+        if not plain_energy(self, HopfieldMLP) or any(type(m) is not nn.Linear for m in self.layers):
+            return None
+        x = self.prepare_input(x)
+        terms = stacked_terms(terms, x.shape[0])
+        if terms is None:
+            return None
+        g = {}
+        for k in range(len(self.layers)):
+            if k == 0:
+                a = sum(rows(w, st[0]) for st, _, w in terms)
+                lo = x
+            else:
+                a = torch.cat([rows(w, st[k]) for st, _, w in terms])
+                lo = torch.cat([st[k - 1] for st, _, _ in terms])
+            g[f"layers.{k}.weight"] = -t_mm(a, lo)
+            g[f"layers.{k}.bias"] = -real(a.sum(0))
+        if self.readout is not None:
+            out, err, t = self.output_index, [], None
+            for st, beta, w in terms:
+                s = st[out]
+                if is_zero(beta):
+                    err.append(torch.zeros(s.shape[0], self.num_outputs, dtype=s.dtype, device=s.device))
+                    continue
+                z = _linear(self.readout, s)
+                t = one_hot_targets(y, self.num_outputs, z) if t is None else t
+                p = _log_softmax(z).exp() if z.is_complex() else torch.softmax(z, dim=-1)
+                err.append(rows(w, rows(beta, p - t)))
+            a = torch.cat(err)
+            g["readout.weight"] = t_mm(a, torch.cat([st[out] for st, _, _ in terms]))
+            g["readout.bias"] = real(a.sum(0))
+        return named_contrast(self, g)
 
     def extra_repr(self) -> str:
         out = f", output_activation={self.output_activation.name}" if self.output_activation else ""

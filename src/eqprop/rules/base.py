@@ -68,7 +68,24 @@ def weighted_contrast(model, x, y, terms, anchor=None) -> dict[str, torch.Tensor
     estimator is one such weighted sum with weights that add up to zero: centered EP is
     ``[(s*_b, b, 1/(2bB)), (s*_-b, -b, -1/(2bB))]``, holomorphic EP puts ``N`` complex states
     on a circle with the weights of the Cauchy formula.
+
+    Computed in closed form by ``model.contrast_grads`` where the model provides it (layered
+    energies: one product per coupling over the stacked phases, see ``HopfieldMLP`` and
+    ``ConvHopfield``) and it does not decline (returns ``None``); otherwise by autograd of the
+    contrast energy (``autograd_contrast``, the reference the closed forms are tested against).
     """
+    fast = getattr(model, "contrast_grads", None)
+    if fast is not None:
+        with torch.no_grad():
+            grads = fast(x, y, terms, anchor)
+        if grads is not None:
+            return grads
+    return autograd_contrast(model, x, y, terms, anchor)
+
+
+def autograd_contrast(model, x, y, terms, anchor=None) -> dict[str, torch.Tensor]:
+    """``weighted_contrast`` by autograd of ``model.contrast_energy`` at each state: the generic
+    path for every model, and the reference the models' closed forms are tested against."""
     params = [p for _, p in trainable(model)]
     anchor = None if anchor is None else [t.detach() for t in anchor]
     with torch.enable_grad():

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from ..dynamics import Clamp, Nudge, relax
+from ..dynamics import Clamp, Nudge, nudge_targets, relax
 from ..models.base import one_hot_targets
 from ..precision import cast_state
 from .base import RelaxationRule, check_nudge, energy_contrast
@@ -69,7 +69,8 @@ class _TwoPhase(WarmStartable, RelaxationRule):
         system, ctx, free = self.settle(model, x, state)
         signs = self.signs()
         states = {0: free.state}
-        states.update({s: self.perturbed_phase(system, x, y, ctx, free, s) for s in signs})
+        yt = nudge_targets(system, y, free.state)  # one-hot and label check once per batch
+        states.update({s: self.perturbed_phase(system, x, yt, ctx, free, s) for s in signs})
         states = {k: cast_state(v, model) for k, v in states.items()}
         hi, lo = max(states), min(states)  # (+1, -1) centered, (+1, 0) positive, (0, -1) negative
         ba = self.contrast_beta(hi) if hi else 0.0

@@ -315,9 +315,25 @@ class Trainer:
             raise self._diverged(f"{where}: loss={loss}")
         if loss > self.run.max_loss:
             raise self._diverged(f"{where}: loss={loss:.4g} is above run.max_loss={self.run.max_loss:g}")
-        finite = [torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
-        if finite and not bool(torch.stack(finite).all()):  # one device sync per batch
+        if not bool(self._step_ok(torch.as_tensor(loss))):
             raise self._diverged(f"{where}: a gradient is NaN/inf (loss={loss:.4g})")
+
+    def _step_ok(self, loss: torch.Tensor) -> torch.Tensor:
+        """A 0-d bool tensor on the device (no host sync): the loss is finite and at most
+        ``run.max_loss`` and every gradient is finite."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        ok = torch.isfinite(loss) & (loss <= self.run.max_loss)
+        if grads:
+            ok = ok.to(grads[0].device) & torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        return ok
+
+    def _check_deferred(self, ok: torch.Tensor, first: int, last: int, total_loss) -> None:
+        """On a GPU the per-batch checks accumulate into ``ok`` and are read here, at log points
+        (one host sync per ``first..last`` batches), with the same clear divergence error."""
+        if not bool(ok):
+            where = f"epoch {self.epoch + 1}, batches {first + 1}-{last + 1}"
+            raise self._diverged(f"{where}: the loss or a gradient became NaN/inf, or the loss exceeded "
+                                 f"run.max_loss={self.run.max_loss:g} (running loss sum {float(total_loss):.4g})")
 
     def _check_weights(self) -> None:
         """Non-finite or exploding weights (a blow-up whose loss stays bounded) end the run."""
@@ -355,10 +371,18 @@ class Trainer:
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
                 "lr": [g["lr"] for g in self.optimizer.param_groups]}
 
+    # read the per-batch divergence checks at log points instead of every batch; None: on CUDA only
+    defer_checks: bool | None = None
+
     def train_epoch(self) -> dict:
         total_loss, correct, seen = 0.0, 0, 0
+        # on a GPU no host sync per batch: loss, accuracy and the divergence checks stay on the
+        # device and are read at log points (every 20 batches and at the end of the epoch)
+        defer = self.device.type == "cuda" if self.defer_checks is None else self.defer_checks
+        ok, since = None, 0
         bar = tqdm(self.batches(), total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{self.run.epochs}",
                    disable=not self.run.progress, leave=False, dynamic_ncols=True, mininterval=0.5)
+        b = -1
         for b, batch in enumerate(bar):
             batch.step = self.global_step
             for cb in self.callbacks:
@@ -367,8 +391,13 @@ class Trainer:
             result = self.rule.step(self.model, batch.x, batch.y, **batch.step_kwargs)
             for cb in self.callbacks:
                 cb.after_step(self, batch, result)
-            loss = float(result.loss)
-            self._check_step(loss, f"epoch {self.epoch + 1}, batch {b + 1}")
+            if defer:
+                loss = result.loss.detach().double()  # summed in float64, as the host path
+                step_ok = self._step_ok(loss)
+                ok = step_ok if ok is None else ok & step_ok
+            else:
+                loss = float(result.loss)
+                self._check_step(loss, f"epoch {self.epoch + 1}, batch {b + 1}")
             self.optimizer.step()
             if self.schedule is not None:
                 self.schedule.step()
@@ -376,14 +405,20 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_batch_end(self, batch, result)
             n = len(batch.y)
-            total_loss += loss * n
+            total_loss = total_loss + loss * n
             if batch.y.dim() == 1:
-                correct += int((result.output.argmax(-1) == batch.y).sum())
+                hits = (result.output.argmax(-1) == batch.y).sum()
+                correct = correct + (hits if defer else int(hits))
             seen += n
             if b % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
+                if defer:
+                    self._check_deferred(ok, since, b, total_loss)
+                    ok, since = None, b + 1
+                bar.set_postfix(loss=f"{float(total_loss) / seen:.4f}", acc=f"{100 * int(correct) / seen:.2f}%")
+        if defer and ok is not None:
+            self._check_deferred(ok, since, b, total_loss)
         bar.close()
-        return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+        return {"train_loss": float(total_loss) / max(seen, 1), "train_acc": int(correct) / max(seen, 1)}
 
     def _eval_batches(self, split):
         if split is not None:
