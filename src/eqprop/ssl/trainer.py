@@ -284,12 +284,15 @@ class SSLRun:
         self.train_seconds = float(ck["train_seconds"])
         return True
 
-    def fit(self, log=print) -> dict:
+    def fit(self, log=print, stop_after: int | None = None) -> dict:
+        """Train to ``run.epochs`` (resuming from ``OUT/checkpoint.pt``); ``stop_after`` ends this call
+        after that many epochs, as an interruption would (tests)."""
         r = self.cfg["run"]
         self.out.mkdir(parents=True, exist_ok=True)
         if self.resume():
             log(f"resumed from {self.out / 'checkpoint.pt'} at epoch {self.epoch}")
-        while self.epoch < r.epochs:
+        start = self.epoch
+        while self.epoch < r.epochs and (stop_after is None or self.epoch - start < stop_after):
             e = self.epoch
             gen = torch.Generator().manual_seed(r.seed * 100003 + e)
             order = torch.randperm(len(self.ytr), generator=gen)
