@@ -7,6 +7,7 @@
     eqprop data list | eqprop data download NAME [--root DIR]
     eqprop config show [CONFIG.yaml] [overrides] | eqprop config convert OLD.yaml
     eqprop list [models|rules|datasets|optimizers]
+    eqprop ssl CONFIG.yaml [section.key=value ...]   (self-supervised pretraining + linear probe)
 
 Overrides address a section: ``rule.beta=0.1``, ``model.hidden=[256,128]``, ``run.epochs=3``.
 """
@@ -227,6 +228,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_ssl(args) -> int:
+    from .ssl.trainer import run_ssl
+
+    path, overrides = _split_config_args(args.config)
+    summary = run_ssl(path, overrides)
+    print(json.dumps({"final": summary["final"], "train_seconds": summary["train_seconds"]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -277,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("action", choices=["show", "convert"])
     co.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
     co.set_defaults(func=cmd_config)
+
+    ss = sub.add_parser("ssl", help="non-contrastive SSL (BYOL, DirectPred, DirectCopy, IsoLoss) + linear probe")
+    ss.add_argument("config", nargs="*", help="[CONFIG.yaml] [section.key=value ...]")
+    ss.set_defaults(func=cmd_ssl)
 
     li = sub.add_parser("list", help="the registered models, rules, datasets and optimizers with their settings")
     li.add_argument("kind", nargs="?", choices=["models", "rules", "datasets", "optimizers"])
