@@ -38,11 +38,12 @@ def _centered_terms(plus, minus, beta, B):
     return [(plus, beta, 1 / (2 * beta * B)), (minus, -beta, -1 / (2 * beta * B))]
 
 
-@pytest.mark.parametrize("output", ["mse", "ce"])
+@pytest.mark.parametrize("output", ["mse", "ce", "mse-linear"])
 @pytest.mark.parametrize("sizes", [[12, 10, 4], [12, 9, 8, 7, 5]])
 def test_mlp_closed_form_equals_autograd(output, sizes):
     torch.manual_seed(0)
-    m = HopfieldMLP(sizes, output=output, gains=[1.5] * (len(sizes) - 1))
+    out_act = {"output_activation": "linear"} if output == "mse-linear" else {}  # the study's output layer
+    m = HopfieldMLP(sizes, output=output.split("-")[0], gains=[1.5] * (len(sizes) - 1), **out_act)
     x, y = torch.rand(6, sizes[0]), torch.randint(0, sizes[-1], (6,))
     free, plus, minus = _states(m, x, y, 0.3)
     terms = _centered_terms(plus, minus, 0.3, 6)
