@@ -190,6 +190,15 @@ def rows(w, s: torch.Tensor) -> torch.Tensor:
     return w * s
 
 
+def coupling_rows(terms, k: int, x: torch.Tensor):
+    """``(a, lo)`` of coupling ``k`` over the stacked phases: ``a`` the weighted upper states
+    (summed over terms for the input coupling, ``k = 0``, whose lower side ``x`` is the same in
+    every phase), ``lo`` the lower states stacked like ``a``; the weight gradient is ``-a^T lo``."""
+    if k == 0:
+        return sum(rows(w, st[0]) for st, _, w in terms), x
+    return torch.cat([rows(w, st[k]) for st, _, w in terms]), torch.cat([st[k - 1] for st, _, _ in terms])
+
+
 def is_zero(v) -> bool:
     return not isinstance(v, torch.Tensor) and v == 0
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import get_activation
-from .base import EnergyModel, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real, rows, stacked_terms, t_mm
+from .base import EnergyModel, coupling_rows, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real, rows, stacked_terms, t_mm
 from .hopfield import OUTPUTS, HopfieldMLP, _output_activation
 
 POOLS = ("max", "avg")
@@ -284,12 +284,7 @@ class ConvHopfield(EnergyModel):
             return None
         g = {}
         for k, conv in enumerate(self.convs):
-            if k == 0:
-                a = sum(rows(w, st[0]) for st, _, w in terms)
-                lo = x
-            else:
-                a = torch.cat([rows(w, st[k]) for st, _, w in terms])
-                lo = torch.cat([st[k - 1] for st, _, _ in terms])
+            a, lo = coupling_rows(terms, k, x)
             idx = shape = None
             if self.pool == "max":
                 z = self._conv(k, lo)

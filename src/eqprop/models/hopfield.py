@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import get_activation
-from .base import (EnergyModel, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real,
+from .base import (EnergyModel, coupling_rows, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real,
                    rows, stacked_terms, t_mm)
 
 OUTPUTS = ("mse", "ce")
@@ -202,12 +202,7 @@ class HopfieldMLP(EnergyModel):
             return None
         g = {}
         for k in range(len(self.layers)):
-            if k == 0:
-                a = sum(rows(w, st[0]) for st, _, w in terms)
-                lo = x
-            else:
-                a = torch.cat([rows(w, st[k]) for st, _, w in terms])
-                lo = torch.cat([st[k - 1] for st, _, _ in terms])
+            a, lo = coupling_rows(terms, k, x)
             g[f"layers.{k}.weight"] = -t_mm(a, lo)
             g[f"layers.{k}.bias"] = -real(a.sum(0))
         if self.readout is not None:
