@@ -118,7 +118,8 @@ def read_bias(run: str | Path) -> list[dict]:
 
 def plot_bias_traces(grid_out: str | Path, path: str | Path | None = None) -> Path | None:
     """One figure for a grid folder (``OUT/DATASET/LABEL/seedN/bias.jsonl``): per dataset, the
-    cosine with RBP over epochs for every rule (mean over seeds, band = min..max). Returns the path,
+    cosine with RBP and the relative error over epochs for every rule (mean over seeds, band =
+    min..max). Returns the path,
     or None when no run of the grid logged a bias trace."""
     import matplotlib
 
@@ -134,20 +135,25 @@ def plot_bias_traces(grid_out: str | Path, path: str | Path | None = None) -> Pa
             traces.setdefault(dataset, {}).setdefault(label, []).append(rec)
     if not traces:
         return None
-    fig, axes = plt.subplots(1, len(traces), figsize=(6 * len(traces), 4), squeeze=False)
-    for ax, (dataset, rules) in zip(axes[0], sorted(traces.items())):
-        for label, runs in rules.items():
-            n = min(len(r) for r in runs)
-            epochs = [runs[0][i]["epoch"] for i in range(n)]
-            vals = torch.tensor([[r[i]["bias_cosine"] for i in range(n)] for r in runs])
-            line, = ax.plot(epochs, vals.mean(0), marker="o", label=label)
-            if len(runs) > 1:
-                ax.fill_between(epochs, vals.min(0).values, vals.max(0).values, color=line.get_color(), alpha=0.15)
-        ax.set_title(f"{dataset}: estimate vs RBP on a fixed probe batch")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("cosine with the exact gradient")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    fig, axes = plt.subplots(2, len(traces), figsize=(6 * len(traces), 7), squeeze=False)
+    panels = (("bias_cosine", "cosine with the exact gradient", "linear"),
+              ("bias_rel_error", "relative error |g - g*| / |g*|", "log"))
+    for col, (dataset, rules) in enumerate(sorted(traces.items())):
+        for row, (key, ylabel, scale) in enumerate(panels):
+            ax = axes[row][col]
+            for label, runs in rules.items():
+                n = min(len(r) for r in runs)
+                epochs = [runs[0][i]["epoch"] for i in range(n)]
+                vals = torch.tensor([[r[i][key] for i in range(n)] for r in runs])
+                line, = ax.plot(epochs, vals.mean(0), marker="o", label=label)
+                if len(runs) > 1:
+                    ax.fill_between(epochs, vals.min(0).values, vals.max(0).values, color=line.get_color(), alpha=0.15)
+            ax.set_yscale(scale)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0][col].set_title(f"{dataset}: the rule's estimate vs RBP on a fixed probe batch")
+        axes[0][col].legend(fontsize=8)
     fig.tight_layout()
     path = Path(path) if path is not None else grid_out / "bias_traces.png"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.png")
