@@ -74,12 +74,13 @@ class BinarySign(nn.Module):
     alpha: the initial scale (a number > 0); learn_alpha: make it a parameter (else a buffer).
     """
 
-    def __init__(self, alpha: float, learn_alpha: bool = False):
+    def __init__(self, alpha: float, learn_alpha: bool = False, dtype: torch.dtype | None = None,
+                 device: torch.device | None = None):
         super().__init__()
         alpha = float(alpha)
         if not (math.isfinite(alpha) and alpha > 0):
             raise ValueError(f"the binary weights' scale alpha must be a finite number > 0, got {alpha}")
-        t = torch.tensor(alpha)
+        t = torch.tensor(alpha, dtype=dtype, device=device)
         if learn_alpha:
             self.alpha = nn.Parameter(t)
         else:
@@ -149,8 +150,9 @@ def binarize(model, alpha: float | Sequence[float] | None = None, learn_alpha: b
             raise ValueError(f"binarize: {name}.weight is already parametrized (binarized twice?)")
         with torch.no_grad():
             if a is None:
-                a = float(mod.weight.abs().mean())
-        parametrize.register_parametrization(mod, "weight", BinarySign(a, learn_alpha))
+                a = float(mod.weight.abs().mean())  # alpha in the weight's dtype (float64 models stay float64)
+        w = mod.weight
+        parametrize.register_parametrization(mod, "weight", BinarySign(a, learn_alpha, w.dtype, w.device))
         mod.parametrizations.weight.original.binary_hidden = True
     model.binary_weights = True
     return model
