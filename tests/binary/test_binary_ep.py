@@ -223,3 +223,22 @@ def test_short_training_run_learns_and_logs_flips(tmp_path, kind):
     assert trainer.history[0]["flips/layers.0.weight"] > 0
     assert 0 < trainer.history[0]["flip_rate/layers.1.weight"] <= 1
     assert summary is not None
+
+
+def test_cached_weight_without_graph_follows_every_change_of_hidden_and_scale():
+    m = mlp()
+    layer = m.layers[0]
+    h, alpha = layer.parametrizations.weight.original, layer.parametrizations.weight[0].alpha
+    with torch.no_grad():
+        w1 = layer.weight
+        assert layer.weight is w1  # reused while nothing changed
+        h[0, 0] = -h[0, 0]  # a flip (in place)
+        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        alpha.mul_(2.0)
+        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        h.data = -h.data.clone()  # a replaced tensor
+        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+    m.float()
+    with torch.no_grad():
+        assert layer.weight.dtype == torch.float32
+    assert layer.weight.requires_grad  # with grad enabled: the graph to H and alpha

@@ -86,9 +86,25 @@ class BinarySign(nn.Module):
         else:
             self.register_buffer("alpha", t)
 
+    _cache = None  # (key, h's storage kept alive, weight): the last weight computed without a graph
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha.to(h.dtype) if self.alpha.dtype != h.dtype else self.alpha
-        return _BinarizeSTE.apply(h, alpha)
+        if torch.is_grad_enabled():
+            return _BinarizeSTE.apply(h, alpha)
+        # Without a graph (relaxations), every access to ``layer.weight`` would recompute the
+        # binarisation; reuse it while neither H nor alpha changed (in-place changes bump _version;
+        # a replaced tensor has another storage, and the cache keeps the old one alive).
+        key = (h.data_ptr(), h._version, self.alpha.data_ptr(), self.alpha._version, h.dtype, h.device)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[2]
+        w = _BinarizeSTE.apply(h, alpha)
+        self._cache = (key, h.detach(), w)
+        return w
+
+    def _apply(self, fn, *args, **kw):
+        self._cache = None
+        return super()._apply(fn, *args, **kw)
 
     def extra_repr(self) -> str:
         return f"alpha={float(self.alpha):.4g}, learned={isinstance(self.alpha, nn.Parameter)}"
