@@ -4,6 +4,8 @@ Truths: RBP (implicit differentiation) and finite differences of the equilibrium
 for the gradients; a hand-written loop of the paper's flip rule for the optimizer; the paper's
 update formulas written out by hand for the binary neurons.
 """
+import math
+
 import pytest
 import torch
 
@@ -41,11 +43,14 @@ def test_weights_are_alpha_sign_of_hidden_and_only_hidden_and_scales_are_paramet
     for layer in m.layers:
         h = layer.parametrizations.weight.original
         alpha = layer.parametrizations.weight[0].alpha
-        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        assert torch.equal(layer.weight, alpha * torch.where(h.signbit(), -1.0, 1.0).double())
         assert set(layer.weight.detach().abs().unique().tolist()) == {float(alpha)}
     with torch.no_grad():
         m.layers[0].parametrizations.weight.original[0, 0] = 0.0
-    assert float(m.layers[0].weight[0, 0]) == float(m.layers[0].parametrizations.weight[0].alpha)  # sign(0) = +1
+        a0 = float(m.layers[0].parametrizations.weight[0].alpha)
+        assert float(m.layers[0].weight[0, 0]) == a0  # sign(+0) = +1
+        m.layers[0].parametrizations.weight.original[0, 0] = -0.0
+        assert float(m.layers[0].weight[0, 0]) == -a0  # sign(-0) = -1: negating H always flips W
     fixed = binarize(HopfieldMLP([5, 4, 3]), alpha=0.25)
     assert all("alpha" not in n for n, _ in fixed.named_parameters())
     assert float(fixed.layers[1].weight.abs().max()) == 0.25
@@ -142,7 +147,7 @@ def test_flip_optimizer_flips_exactly_what_a_hand_written_loop_flips():
             for idx in range(h_ref[k].numel()):
                 m_ref[k].view(-1)[idx] = (1 - gammas[k]) * m_ref[k].view(-1)[idx] + gammas[k] * grads_h[k].view(-1)[idx]
                 w = h_ref[k].view(-1)[idx]
-                sign = 1.0 if w >= 0 else -1.0
+                sign = math.copysign(1.0, w)
                 if sign * m_ref[k].view(-1)[idx] > thresholds[k]:
                     h_ref[k].view(-1)[idx] = -w
                     flips[k] += 1
@@ -233,11 +238,11 @@ def test_cached_weight_without_graph_follows_every_change_of_hidden_and_scale():
         w1 = layer.weight
         assert layer.weight is w1  # reused while nothing changed
         h[0, 0] = -h[0, 0]  # a flip (in place)
-        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        assert torch.equal(layer.weight, alpha * torch.where(h.signbit(), -1.0, 1.0).double())
         alpha.mul_(2.0)
-        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        assert torch.equal(layer.weight, alpha * torch.where(h.signbit(), -1.0, 1.0).double())
         h.data = -h.data.clone()  # a replaced tensor
-        assert torch.equal(layer.weight, alpha * torch.where(h >= 0, 1.0, -1.0).double())
+        assert torch.equal(layer.weight, alpha * torch.where(h.signbit(), -1.0, 1.0).double())
     m.float()
     with torch.no_grad():
         assert layer.weight.dtype == torch.float32

@@ -5,7 +5,7 @@ Binary weights
 ``binarize(model)`` re-parametrises every coupling weight of a Hopfield model (``HopfieldMLP``,
 ``ConvHopfield``, their readout included) as
 
-    W_l = alpha_l * sign(H_l)        (sign(0) = +1)
+    W_l = alpha_l * sign(H_l)        (the sign of H's sign bit: sign(+0) = +1, sign(-0) = -1)
 
 where ``H_l`` is a real "hidden" tensor (the parameter the optimizer sees) and ``alpha_l`` a
 per-layer scale, fixed (a buffer) or learned (a parameter). It uses
@@ -52,19 +52,22 @@ __all__ = ["BinarySign", "StepHopfieldMLP", "binarize", "binary_couplings", "is_
 
 
 class _BinarizeSTE(torch.autograd.Function):
-    """``alpha * sign(h)`` (sign(0) = +1); backward: ``dh = g`` (straight through), ``dalpha = sum g sign(h)``."""
+    """``alpha * sign(h)`` with the sign of ``h``'s sign bit (``+0 -> +1``); backward: ``dh = g``
+    (straight through), ``dalpha = sum g sign(h)``."""
 
     @staticmethod
     def forward(ctx, h, alpha):
-        b = torch.where(h >= 0, 1.0, -1.0).to(h.dtype)
-        ctx.save_for_backward(b)
+        ctx.save_for_backward(h)
         ctx.alpha_shape = alpha.shape
-        return alpha * b
+        return torch.copysign(alpha.expand_as(h), h)
 
     @staticmethod
     def backward(ctx, g):
-        (b,) = ctx.saved_tensors
-        g_alpha = (g * b).sum().reshape(ctx.alpha_shape) if ctx.needs_input_grad[1] else None
+        (h,) = ctx.saved_tensors
+        g_alpha = None
+        if ctx.needs_input_grad[1]:
+            g_alpha = (g * torch.copysign(torch.ones((), dtype=h.dtype, device=h.device), h)).sum()
+            g_alpha = g_alpha.reshape(ctx.alpha_shape)
         return g, g_alpha
 
 

@@ -97,10 +97,9 @@ class FlipOptimizer(torch.optim.Optimizer):
                     state["m"] = torch.zeros_like(p)
                 m = state["m"]
                 m.mul_(1 - gamma).add_(p.grad, alpha=gamma)
-                sign = torch.where(p >= 0, 1.0, -1.0).to(p.dtype)
-                flip = sign * m > threshold
-                # H <- -H where flipped; a zero entry (sign +1) becomes -tiny so that its sign changes
-                p.copy_(torch.where(flip, torch.where(p == 0, -torch.finfo(p.dtype).tiny, -p), p))
+                # sign(H) m > threshold, sign(H) read from the sign bit (as the binarisation does)
+                flip = torch.where(p.signbit(), -m, m) > threshold
+                p.mul_(flip.to(p.dtype).mul_(-2).add_(1))  # H <- -H where flipped (the sign bit flips, zeros too)
                 self.flips[name] = self.flips.get(name, 0) + int(flip.sum())
         return loss
 
