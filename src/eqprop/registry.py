@@ -283,3 +283,9 @@ def register_dataset(name: str, obj=None, **kw):
 def register_optimizer(name: str, obj=None, **kw):
     """Register an optimizer class ``(params, **settings)`` (e.g. a physical, device-aware one)."""
     return OPTIMIZERS.register(name, obj, **kw)
+
+
+# the flip optimizer of binary EP (Laydevant et al. 2021; eqprop.optim.binary)
+from .optim.binary import FlipOptimizer as _FlipOptimizer  # noqa: E402
+
+OPTIMIZERS.register("flip", _FlipOptimizer)

@@ -1,6 +1,7 @@
 """Energy-based models: they know their energy, their state shapes and a fast update step."""
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import EnergyModel
+from .binary import BinarySign, StepHopfieldMLP, binarize
 from .conv import ConvHopfield
 from .feedforward import FeedbackConvNet, FeedbackMLP
 from .ffebm import FFEBM, HopfieldBlock, build_ffebm
@@ -19,6 +20,6 @@ def build_model(name: str, input_shape, num_outputs: int, **settings):
     return entry.build(settings, input_shape=tuple(input_shape), num_outputs=num_outputs)
 
 
-__all__ = ["ACTIVATIONS", "Activation", "ConvHopfield", "EnergyModel", "FFEBM", "FeedbackConvNet", "FeedbackMLP", "HRU", "HSSM", "HopfieldBlock",
+__all__ = ["ACTIVATIONS", "Activation", "BinarySign", "StepHopfieldMLP", "binarize", "ConvHopfield", "EnergyModel", "FFEBM", "FeedbackConvNet", "FeedbackMLP", "HRU", "HSSM", "HopfieldBlock",
            "HopfieldMLP", "LinearHRU", "MODELS", "NonlinearHRU", "VectorFieldConv", "VectorFieldMLP",
            "build_ffebm", "build_model", "get_activation"]

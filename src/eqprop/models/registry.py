@@ -80,3 +80,32 @@ def dtp_mlp(input_shape, num_outputs, hidden: list[int] = (256, 256), **kw) -> F
 def dtp_conv(input_shape, num_outputs, channels: list[int] = (16, 32), **kw) -> FeedbackConvNet:
     """Small conv net (strided 4x4 convolutions) with feedback modules; trained by ``dtp`` or ``bp``."""
     return FeedbackConvNet(_image_shape(input_shape, "dtp-conv"), channels, num_outputs, **kw)
+
+
+# -- binary EP (Laydevant et al. 2021): binary weights, binary neurons --------------------------
+from .binary import StepHopfieldMLP, binarize  # noqa: E402
+
+
+@register_model("binary-hopfield-mlp", settings_from=HopfieldMLP, exclude=("sizes",))
+def binary_hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), alpha: float | list[float] | None = None,
+                        learn_alpha: bool = False, **kw) -> HopfieldMLP:
+    """``hopfield-mlp`` with binary weights ``alpha_l sign(H_l)`` (``alpha``: None = mean |W| at init)."""
+    return binarize(HopfieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw), alpha, learn_alpha)
+
+
+@register_model("binary-conv-hopfield", settings_from=ConvHopfield, exclude=("in_shape",))
+def binary_conv_hopfield(input_shape, num_outputs, channels: list[int] = (32, 64),
+                         alpha: float | list[float] | None = None, learn_alpha: bool = False, **kw) -> ConvHopfield:
+    """``conv-hopfield`` with binary weights ``alpha_l sign(H_l)`` on every coupling."""
+    model = ConvHopfield(_image_shape(input_shape, "binary-conv-hopfield"), channels, num_outputs, **kw)
+    return binarize(model, alpha, learn_alpha)
+
+
+@register_model("step-hopfield-mlp", settings_from=StepHopfieldMLP, exclude=("sizes",))
+def step_hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), weights: str = "binary",
+                      alpha: float | list[float] | None = None, learn_alpha: bool = False, **kw) -> StepHopfieldMLP:
+    """Layered Hopfield network with binary (0/1) neurons; ``weights``: "binary" (default) or "float"."""
+    if weights not in ("binary", "float"):
+        raise ConfigError(f"model.weights must be 'binary' or 'float', got {weights!r}")
+    model = StepHopfieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
+    return binarize(model, alpha, learn_alpha) if weights == "binary" else model

@@ -150,7 +150,7 @@ class Trainer:
             self.schedule = schedule
         self.out = Path(run.out.format(data="data", model=type(model).__name__, rule=self.rule_name, seed=run.seed))
         check_out(self.out)
-        self.callbacks: list[Callback] = [*callbacks, *component_callbacks(model, rule),
+        self.callbacks: list[Callback] = [*callbacks, *component_callbacks(model, rule, optimizer),
                                           *make_loggers(run.loggers, run.log_every)]
         distributed.attach(self)  # data-parallel callbacks when world_size > 1
         self.epoch = 0  # epochs completed
