@@ -10,7 +10,7 @@ TINY = ["data.train_subset=192", "data.test_subset=64", "model.widths=[8,16]", "
 @pytest.mark.requires_data("cifar10")
 @pytest.mark.parametrize("name", ["byol", "isoloss_noema"])
 def test_resume_repeats_the_uninterrupted_run(tmp_path, name):
-    cfg = f"configs/cifar10_ssl_{name}.yaml"
+    cfg = f"configs/ssl/cifar10_{name}.yaml"
     straight = run_ssl(cfg, TINY + ["run.epochs=2", f"run.out={tmp_path / 'a'}"], log=lambda m: None)
     args = TINY + ["run.epochs=2", f"run.out={tmp_path / 'b'}"]
     SSLRun(load_ssl_config(cfg, args)).fit(log=lambda m: None, stop_after=1)  # interrupted after epoch 1
