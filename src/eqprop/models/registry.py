@@ -80,3 +80,15 @@ def dtp_mlp(input_shape, num_outputs, hidden: list[int] = (256, 256), **kw) -> F
 def dtp_conv(input_shape, num_outputs, channels: list[int] = (16, 32), **kw) -> FeedbackConvNet:
     """Small conv net (strided 4x4 convolutions) with feedback modules; trained by ``dtp`` or ``bp``."""
     return FeedbackConvNet(_image_shape(input_shape, "dtp-conv"), channels, num_outputs, **kw)
+
+
+def _bnn_conv():  # registered here (append-only); BinaryConvNet lives in bnn.py beside BinaryMLP
+    from .bnn import BinaryConvNet
+
+    @register_model("bnn-conv", settings_from=BinaryConvNet, exclude=("input_shape", "num_outputs"))
+    def bnn_conv(input_shape, num_outputs, **kw) -> BinaryConvNet:
+        """Binarized conv net (sign weights, batch norm, sign activations; Laborieux et al. 2021's ConvBNN)."""
+        return BinaryConvNet(_image_shape(input_shape, "bnn-conv"), num_outputs, **kw)
+
+
+_bnn_conv()
