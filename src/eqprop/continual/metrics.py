@@ -40,7 +40,7 @@ def plot_accuracy_matrix(R, eval_names, task_names, path, title: str = "") -> No
     import matplotlib.pyplot as plt
 
     R = torch.as_tensor(R, dtype=torch.float64)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * R.shape[1], 1.0 + 0.5 * R.shape[0]))
+    fig, ax = plt.subplots(figsize=(max(4.5, 2.5 + 0.6 * R.shape[1]), max(3.0, 1.5 + 0.5 * R.shape[0])))
     im = ax.imshow(100 * R.numpy(), vmin=0, vmax=100, cmap="viridis", aspect="auto")
     if R.numel() <= 400:
         for i in range(R.shape[0]):

@@ -149,7 +149,7 @@ def run_continual(cfg: ContinualConfig, stream=None, log=print) -> dict:
                     cons.after_step()
                 if not torch.isfinite(loss):
                     raise ValueError(f"the loss diverged (={float(loss)}) in task {j + 1}; lower optim.lr")
-                total, n = total + float(loss) * len(idx), n + len(idx)
+                total, n = total + loss.item() * len(idx), n + len(idx)
             accs = _score(model, stream, bn_states if rc.bn_per_task else None, j, rc.eval_batch_size)
             curves.append({"task": j, "epoch": e + 1, "train_loss": total / max(n, 1), "acc": accs})
             log(f"[continual] task {j + 1}/{T} ({task.name}) epoch {e + 1}/{rc.epochs_per_task}: loss "
@@ -176,6 +176,8 @@ def _report(cfg, stream, columns, curves, train_time, out, final) -> dict:
            "accuracy_matrix": R.tolist(), **continual_metrics(R), "train_time_s": train_time,
            "curves": curves, "config": cfg.to_dict()}
     write_json(res, out / "metrics.json")
+    if not final:
+        return res
     title = f"{stream.name} {cfg.method.name}" + (f" m={cfg.method.m}" if cfg.method.name == "metaplastic" else "") + \
         f" seed {cfg.run.seed}: mean acc {100 * res['mean_accuracy']:.1f}%"
     plot_accuracy_matrix(R, res["eval_sets"], res["tasks"][:R.shape[1]], out / "heatmap.png", title)
