@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,7 +111,7 @@ def test_permuted_mnist_stream_and_cli(tmp_path):
     assert not torch.equal(a, b)
     from eqprop.cli import main
 
-    rc = main(["continual", "configs/continual_mnist_fashion_meta.yaml", "stream.train_subset=600",
+    rc = main(["continual", str(Path(__file__).resolve().parents[2] / "configs" / "continual" / "mnist_fashion_meta.yaml"), "stream.train_subset=600",
                "stream.test_subset=300", "model.hidden=[64]", "run.epochs_per_task=1", f"run.out={tmp_path}/cli",
                "run.progress=false"])
     assert rc == 0
