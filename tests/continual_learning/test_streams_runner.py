@@ -117,3 +117,8 @@ def test_permuted_mnist_stream_and_cli(tmp_path):
     assert rc == 0
     r = json.loads((tmp_path / "cli" / "metrics.json").read_text())
     assert r["eval_sets"] == ["mnist", "fashion-mnist"] and r["accuracy_matrix"][0][0] > 0.5
+
+
+def test_bad_metaplasticity_is_refused_before_any_data_is_read():
+    with pytest.raises(ConfigError, match="method.m must be finite and >= 0"):
+        load_continual_config(None, ["method.m=[-1]"])

@@ -159,5 +159,10 @@ def _check(cfg: ContinualConfig) -> None:
         raise ConfigError(f"model.name {cfg.model.name!r} is unknown; valid: bnn-mlp, bnn-conv")
     if cfg.run.epochs_per_task < 1 or cfg.run.batch_size < 1:
         raise ConfigError("run.epochs_per_task and run.batch_size must be >= 1")
+    mc = cfg.method
+    if not all(0 <= v < float("inf") for v in mc.m):
+        raise ConfigError(f"method.m must be finite and >= 0 (0: plain BNN training), got {mc.m}")
+    if mc.ewc_lambda < 0 or not 0 <= mc.ewc_gamma <= 1 or mc.fisher_samples < 1 or mc.si_c < 0 or mc.si_xi <= 0:
+        raise ConfigError("method: need ewc_lambda >= 0, 0 <= ewc_gamma <= 1, fisher_samples >= 1, si_c >= 0, si_xi > 0")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas needs two values, got {cfg.optim.betas}")
