@@ -77,3 +77,21 @@ def test_groups_and_bad_input():
     with pytest.raises(ValueError, match="m must be finite and >= 0"):
         MetaplasticAdam(net.parameters(), m=-1.0)
     assert f_meta(torch.tensor([0.0]), 5.0).item() == 1.0
+
+
+def test_hidden_weights_kept_in_the_optimizer_follow_the_same_rule():
+    torch.manual_seed(3)
+    w0 = 0.3 * torch.randn(4, 5, dtype=torch.float64)
+    direct = torch.nn.Parameter(w0.clone())
+    binary = torch.nn.Parameter(w0.clone())
+    o1 = MetaplasticAdam([direct], lr=0.05, m=2.0, weight_decay=1e-3)
+    o2 = MetaplasticAdam([binary], lr=0.05, m=2.0, weight_decay=1e-3, binary_scale=0.25)
+    torch.testing.assert_close(binary.detach(), 0.25 * w0.sign())
+    for _ in range(20):
+        g = torch.randn_like(w0)
+        direct.grad, binary.grad = g.clone(), g.clone()
+        o1.step(), o2.step()
+    torch.testing.assert_close(o2.state[binary]["hidden"], direct.detach(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(binary.detach(), 0.25 * direct.detach().sign())
+    with pytest.raises(ValueError, match="binary_scale must be > 0"):
+        MetaplasticAdam([torch.nn.Parameter(w0.clone())], binary_scale=0.0)

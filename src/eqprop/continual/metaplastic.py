@@ -11,6 +11,11 @@ so a weight that has grown large becomes hard to flip; updates that increase ``|
 As in the paper's code the decision uses the sign of Adam's first moment (that of ``u``), weight
 decay is L2 added to the gradient, and one-dimensional parameters (batch-norm scales and shifts)
 are never attenuated. ``metaplastic_groups(model, m)`` builds the groups for a binarized net.
+
+A group with ``binary_scale = a`` keeps the hidden weights in the optimizer instead (``state["hidden"]``,
+initialised from the parameter) and writes ``p = a * sign(W_h)`` after every step, so that any
+model whose rule writes ``.grad`` (an EP rule on a Hopfield net) becomes a binary-weight model
+trained with the straight-through (identity) estimator; call it on freshly initialised weights.
 """
 from __future__ import annotations
 
@@ -34,17 +39,26 @@ class MetaplasticAdam(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float = 0.005, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, m: float = 0.0):
+                 weight_decay: float = 0.0, m: float = 0.0, binary_scale: float | None = None):
         if not lr >= 0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
         if not eps >= 0 or not weight_decay >= 0:
             raise ValueError(f"eps and weight_decay must be >= 0, got {eps}, {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, m=m))
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, m=m,
+                                      binary_scale=binary_scale))
         for g in self.param_groups:
             if not (math.isfinite(g["m"]) and g["m"] >= 0):
                 raise ValueError(f"metaplasticity m must be finite and >= 0 (0: plain BNN training), got {g['m']}")
+            if g["binary_scale"] is not None:
+                if not g["binary_scale"] > 0:
+                    raise ValueError(f"binary_scale must be > 0 (or None: the parameter is the hidden weight), "
+                                     f"got {g['binary_scale']}")
+                with torch.no_grad():
+                    for p in g["params"]:
+                        self.state[p]["hidden"] = p.detach().clone()
+                        p.copy_(g["binary_scale"] * torch.sign(p))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -57,11 +71,12 @@ class MetaplasticAdam(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                st = self.state[p]
+                w = st.get("hidden", p)  # the hidden weight
                 grad = p.grad
                 if group["weight_decay"]:
-                    grad = grad.add(p, alpha=group["weight_decay"])
-                st = self.state[p]
-                if not st:
+                    grad = grad.add(w, alpha=group["weight_decay"])
+                if "step" not in st:
                     st["step"] = 0
                     st["exp_avg"] = torch.zeros_like(p)
                     st["exp_avg_sq"] = torch.zeros_like(p)
@@ -71,9 +86,11 @@ class MetaplasticAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(1 - b2 ** st["step"]) / (1 - b1 ** st["step"])
                 update = -step_size * st["exp_avg"] / (st["exp_avg_sq"].sqrt() + group["eps"])
                 if group["m"] > 0 and p.dim() > 1:
-                    toward_flip = torch.sign(p) * update < 0  # the update decreases |W_h|
-                    update = torch.where(toward_flip, update * f_meta(p, group["m"]), update)
-                p.add_(update)
+                    toward_flip = torch.sign(w) * update < 0  # the update decreases |W_h|
+                    update = torch.where(toward_flip, update * f_meta(w, group["m"]), update)
+                w.add_(update)
+                if "hidden" in st:
+                    p.copy_(group["binary_scale"] * torch.sign(w))
         return loss
 
 
