@@ -2,11 +2,14 @@
 
 A Hopfield network 784-H-10 whose couplings are binary, ``W = a * sign(W_h)``, trained on MNIST then
 Fashion-MNIST by centered EP (or by BPTT, the exact gradient of the same network) with
-``MetaplasticAdam`` holding the hidden weights ``W_h`` (``binary_scale``; ``a`` = 4x the layer's
-mean |W| at initialisation, the magnitude that worked for binary EP in docs/rram.md). Biases stay
-real (plain Adam). Prints one line per epoch and writes metrics.json and curves.png to --out.
+``MetaplasticAdam`` holding the hidden weights ``W_h`` (``binary_scale``; ``a`` = 2x the layer's
+mean |W| at initialisation). The readout is a softmax outside the energy (``output="ce"``); biases
+stay real (plain Adam). Adam lr 1e-3 (5e-3, the BNN's rate, left the pilot network dead), fresh
+moments per task. Hidden weights move ~lr per step, so they stay small over a few epochs and the
+useful ``m`` is large (50). Prints one line per epoch; writes metrics.json and curves.png to --out.
 
-    python docs/examples/continual_ep_meta.py --m 5 --out runs/continual/ep-meta-m5
+    python docs/examples/continual_ep_meta.py --m 50 --out runs/continual/ep-meta-m50
+    python docs/examples/continual_ep_meta.py --m 0 --rule bptt --out runs/continual/bptt-m0
 """
 from __future__ import annotations
 
@@ -26,14 +29,15 @@ from eqprop.rules import make_rule
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--m", type=float, default=5.0)
+    ap.add_argument("--m", type=float, default=50.0)
     ap.add_argument("--rule", default="ep-centered", help="ep-centered, or bptt (the exact gradient)")
-    ap.add_argument("--hidden", type=int, default=500)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--output", default="ce", help="ce (softmax readout outside the energy) or mse")
     ap.add_argument("--epochs", type=int, default=3, help="per task")
-    ap.add_argument("--train-subset", type=int, default=20000)
-    ap.add_argument("--lr", type=float, default=0.005)
+    ap.add_argument("--train-subset", type=int, default=30000)
+    ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--scale", type=float, default=4.0, help="binary magnitude / mean |W_init|")
+    ap.add_argument("--scale", type=float, default=2.0, help="binary magnitude / mean |W_init|")
     ap.add_argument("--float-weights", action="store_true", help="real weights (no sign), for comparison")
     ap.add_argument("--out", default="runs/continual/ep-meta")
     a = ap.parse_args()
@@ -41,15 +45,16 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     stream = mnist_fashion(train_subset=a.train_subset)
     torch.manual_seed(a.seed)
-    model = HopfieldMLP([784, a.hidden, 10])
+    model = HopfieldMLP([784, a.hidden, 10], output=a.output)
     weights = [p for p in model.parameters() if p.dim() > 1]
     scale = lambda w: None if a.float_weights else a.scale * float(w.detach().abs().mean())  # noqa: E731
     groups = [{"params": [w], "m": a.m, "binary_scale": scale(w)} for w in weights]
     groups.append({"params": [p for p in model.parameters() if p.dim() <= 1], "m": 0.0})
     rule = make_rule(a.rule, beta=0.5, free_steps=20, nudge_steps=8, mode="async")
     curves, columns, t_train = [], [], 0.0
+    opt = MetaplasticAdam(groups, lr=a.lr)
     for j, task in enumerate(stream.tasks):
-        opt = MetaplasticAdam(groups if j == 0 else opt.param_groups, lr=a.lr)  # fresh moments per task
+        opt.reset_moments()  # fresh Adam moments per task, the hidden weights stay
         x_all, y_all = task.x.reshape(len(task.x), -1), task.y
         t0 = time.perf_counter()
         for e in range(a.epochs):

@@ -93,5 +93,13 @@ def test_hidden_weights_kept_in_the_optimizer_follow_the_same_rule():
         o1.step(), o2.step()
     torch.testing.assert_close(o2.state[binary]["hidden"], direct.detach(), rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(binary.detach(), 0.25 * direct.detach().sign())
+    hidden = o2.state[binary]["hidden"].clone()
+    o2.reset_moments()  # a new task: Adam starts afresh (first step = -lr sign(g) again), hidden weights stay
+    assert set(o2.state[binary]) == {"hidden"}
+    binary.grad = torch.ones_like(w0)
+    o2.step()
+    expected = torch.where(hidden > 0, hidden - 0.05 * f_meta(hidden, 2.0), hidden - 0.05)  # grad > 0 everywhere
+    torch.testing.assert_close(o2.state[binary]["hidden"], expected, rtol=0, atol=1e-7)  # eps = 1e-8 aside
+    torch.testing.assert_close(binary.detach(), 0.25 * expected.sign())
     with pytest.raises(ValueError, match="binary_scale must be > 0"):
         MetaplasticAdam([torch.nn.Parameter(w0.clone())], binary_scale=0.0)

@@ -15,7 +15,9 @@ are never attenuated. ``metaplastic_groups(model, m)`` builds the groups for a b
 A group with ``binary_scale = a`` keeps the hidden weights in the optimizer instead (``state["hidden"]``,
 initialised from the parameter) and writes ``p = a * sign(W_h)`` after every step, so that any
 model whose rule writes ``.grad`` (an EP rule on a Hopfield net) becomes a binary-weight model
-trained with the straight-through (identity) estimator; call it on freshly initialised weights.
+trained with the straight-through (identity) estimator. Build it once, on freshly initialised
+weights (a new optimizer would take the binary values as hidden weights); ``reset_moments()``
+starts Adam afresh for a new task and keeps the hidden weights.
 """
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ class MetaplasticAdam(torch.optim.Optimizer):
                     for p in g["params"]:
                         self.state[p]["hidden"] = p.detach().clone()
                         p.copy_(g["binary_scale"] * torch.sign(p))
+
+    def reset_moments(self) -> None:
+        """Forget Adam's moments and step counts (a new task); hidden weights stay."""
+        for st in self.state.values():
+            for k in ("step", "exp_avg", "exp_avg_sq"):
+                st.pop(k, None)
 
     @torch.no_grad()
     def step(self, closure=None):
