@@ -24,6 +24,15 @@ def label(r):
     return r["method"] + (f" m={r['m'][0]:g}" if r["method"] == "metaplastic" else "")
 
 
+ORDER = {"plain": 0, "metaplastic": 1, "ewc": 2, "si": 3, "cascade": 4}
+
+
+def _key(item):
+    name, by_seed = item
+    r = next(iter(by_seed.values()))
+    return ORDER.get(r["method"], 9), (r["m"][0] if r["method"] == "metaplastic" else 0)
+
+
 def main(root="runs/continual"):
     runs = [json.loads(p.read_text()) for p in sorted(Path(root).glob("*/metrics.json"))]
     runs = [r for r in runs if r["finished"]]
@@ -33,7 +42,7 @@ def main(root="runs/continual"):
         groups[label(r)][r["seed"]] = r
     print("| method | seeds | mean accuracy after task 6 (per seed) | mean ± std | BWT (mean) | forgetting (mean) | train time per run |")
     print("|---|---|---|---|---|---|---|")
-    for name, by_seed in sorted(groups.items()):
+    for name, by_seed in sorted(groups.items(), key=_key):
         accs = [100 * by_seed[s]["mean_accuracy"] for s in sorted(by_seed)]
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         bwt = statistics.mean(100 * r["backward_transfer"] for r in by_seed.values())
@@ -41,7 +50,7 @@ def main(root="runs/continual"):
         t = [r["train_time_s"] for r in by_seed.values()]
         print(f"| {name} | {','.join(map(str, sorted(by_seed)))} | {', '.join(f'{a:.2f}' for a in accs)} | "
               f"**{statistics.mean(accs):.2f} ± {sd:.2f}** | {bwt:.2f} | {fg:.2f} | {min(t):.0f}-{max(t):.0f} s |")
-    seed0 = [(n, g[0]) for n, g in sorted(groups.items()) if 0 in g]
+    seed0 = [(n, g[0]) for n, g in sorted(groups.items(), key=_key) if 0 in g]
     if seed0:
         cols = min(4, len(seed0))
         rows = (len(seed0) + cols - 1) // cols
@@ -62,7 +71,8 @@ def main(root="runs/continual"):
         fig.suptitle("permuted MNIST, 6 tasks, seed 0: accuracy (%) of task i after training task j", fontsize=9)
         fig.tight_layout()
         fig.savefig("docs/continual_pmnist_heatmaps.png", dpi=130)
-    mf = [r for r in runs if r["stream"] == "mnist-fashion"]
+    mf = sorted((r for r in runs if r["stream"] == "mnist-fashion"), key=lambda r: ORDER[r["method"]] + 0.01 * r["m"][0]
+                if r["method"] == "metaplastic" else ORDER[r["method"]])
     if mf:
         print()
         print("| method | MNIST after MNIST | MNIST after Fashion-MNIST | Fashion-MNIST after Fashion-MNIST | train time |")
