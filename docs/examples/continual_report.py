@@ -35,7 +35,7 @@ def _key(item):
 
 def main(root="runs/continual"):
     runs = [json.loads(p.read_text()) for p in sorted(Path(root).glob("*/metrics.json"))]
-    runs = [r for r in runs if r["finished"]]
+    runs = [r for r in runs if r.get("finished") and "stream" in r]  # eqprop continual runs only
     pm = [r for r in runs if r["stream"] == "permuted-mnist"]
     groups = defaultdict(dict)
     for r in pm:
