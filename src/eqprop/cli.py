@@ -4,6 +4,7 @@
     eqprop gradcheck [CONFIG.yaml] [section.key=value ...] [--json] [--rules a,b] [--batch N]
     eqprop gdu [CONFIG.yaml] [section.key=value ...] [--beta B] [--steps K] [--out DIR]
     eqprop compare [GRID.yaml] [key=value ...]
+    eqprop continual CONFIG.yaml [section.key=value ...]
     eqprop data list | eqprop data download NAME [--root DIR]
     eqprop config show [CONFIG.yaml] [overrides] | eqprop config convert OLD.yaml
     eqprop list [models|rules|datasets|optimizers]
@@ -184,6 +185,21 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_continual(args) -> int:
+    from .continual import load_continual_config, run_continual
+
+    path, overrides = _split_config_args(args.config)
+    cfg = load_continual_config(path, overrides)
+    print(f"[eqprop] continual: {cfg.stream.name} with {cfg.method.name} -> {cfg.out_dir()}", flush=True)
+    r = run_continual(cfg)
+    extra = "" if r["backward_transfer"] is None else \
+        f", backward transfer {100 * r['backward_transfer']:.2f}, forgetting {100 * r['forgetting']:.2f} points"
+    print(f"[eqprop] done: mean accuracy after the last task {100 * r['mean_accuracy']:.2f}% ("
+          + ", ".join(f"{n} {100 * a:.2f}%" for n, a in zip(r["eval_sets"], r["final_accuracies"]))
+          + f"){extra}; train time {r['train_time_s']:.0f} s; {cfg.out_dir()}/metrics.json, heatmap.png, curves.png")
+    return 0
+
+
 def cmd_data(args) -> int:
     from .data import available_datasets, dataset_status
 
@@ -276,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="tune each rule's settings on a validation split (Optuna; resumable, shared by workers)")
     tu.add_argument("config", nargs="*", help="[TUNE.yaml] [key=value ...] (tune keys or section.key base settings)")
     tu.set_defaults(func=cmd_tune)
+
+    cl = sub.add_parser("continual", help="train a task stream (continual learning), resumable between tasks")
+    cl.add_argument("config", nargs="*", help="CONFIG.yaml [section.key=value ...] (sections stream, model, method, optim, run)")
+    cl.set_defaults(func=cmd_continual)
 
     da = sub.add_parser("data", help="list the datasets found, or download one (needs internet)")
     da.add_argument("action", choices=["list", "download"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..registry import ConfigError, register_model
-from .bnn import BinaryMLP
+from .bnn import BinaryConvNet, BinaryMLP
 from .conv import ConvHopfield
 from .feedforward import FeedbackConvNet, FeedbackMLP
 from .ffebm import build_ffebm
@@ -109,3 +109,9 @@ def step_hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), weig
         raise ConfigError(f"model.weights must be 'binary' or 'float', got {weights!r}")
     model = StepHopfieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)
     return binarize(model, alpha, learn_alpha) if weights == "binary" else model
+
+
+@register_model("bnn-conv", settings_from=BinaryConvNet, exclude=("input_shape", "num_outputs"))
+def bnn_conv(input_shape, num_outputs, **kw) -> BinaryConvNet:
+    """Binarized conv net (sign weights, batch norm, sign activations; Laborieux et al. 2021's ConvBNN)."""
+    return BinaryConvNet(_image_shape(input_shape, "bnn-conv"), num_outputs, **kw)
