@@ -55,3 +55,9 @@ def test_a_run_logs_the_trace_and_the_grid_plot_reads_it(tmp_path):
     assert t.history[-1]["bias_cosine"] == trace[-1]["bias_cosine"]
     assert json.loads((out / "bias.jsonl").read_text().splitlines()[0])["rule"] == "ep"
     assert plot_bias_traces(tmp_path / "grid").exists()
+    # the checkpoint stays plain data (weights_only): a longer run resumes from it
+    model2 = HopfieldMLP([12, 16, 3])
+    t2 = Trainer(model2, rule, torch.optim.SGD(model2.parameters(), lr=0.05), (x, y), (x, y),
+                 callbacks=[GradientBias(probe=32)], epochs=3, batch_size=16, out=str(out), progress=False)
+    t2.fit()
+    assert [r["epoch"] for r in read_bias(out)] == [1, 2, 3] and len(t2.history) == 3

@@ -46,6 +46,7 @@ class GradientBias(Callback):
         self.probe, self.others, self.adjoint_tol = int(probe), list(others), adjoint_tol
         self.x = self.y = None
 
+    @property
     def key(self) -> str:
         return "gradient_bias"
 

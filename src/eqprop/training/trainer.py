@@ -79,6 +79,15 @@ def check_out(out: Path) -> None:
                           f"choose another run.out")
 
 
+def _callback_key(cb) -> str:
+    """A callback's checkpoint entry name; anything but a string would not load back (weights_only)."""
+    key = cb.key
+    if not isinstance(key, str):
+        raise TypeError(f"{type(cb).__name__}.key must be a string (define it as a property, like Callback.key); "
+                        f"got {key!r}")
+    return key
+
+
 def check_run(run: RunConfig) -> None:
     """Refuse settings that cannot make a run, with the valid range."""
     for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -231,7 +240,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "config_changes": self.config_changes,
-            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
+            "callbacks": {_callback_key(cb): cb.state_dict() for cb in self.callbacks},
         }
 
     def _apply_changes(self, old: dict) -> None:
