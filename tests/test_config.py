@@ -39,12 +39,15 @@ def test_changing_a_component_starts_its_section_afresh():
 
 def test_every_shipped_config_loads():
     from eqprop.training.compare import CompareConfig, load_compare_config
+    from eqprop.training.tune import TuneConfig, load_tune_config
 
     configs = sorted(CONFIGS.glob("*.yaml"))
     assert len(configs) > 5
     for c in configs:
         if c.name.startswith("compare_"):
             assert isinstance(load_compare_config(c), CompareConfig)
+        elif c.name.startswith("tune_"):
+            assert isinstance(load_tune_config(c), TuneConfig)
         else:
             assert isinstance(load_config(c), Config)
 
