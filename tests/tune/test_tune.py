@@ -91,7 +91,7 @@ def test_a_killed_workers_trial_is_rerun_with_its_settings(tmp_path):
     p.wait()
     cfg = load_tune_config(path)
     (stuck,) = trials(cfg, states=("RUNNING",))
-    time.sleep(2.5)  # past the heartbeat's grace period
+    time.sleep(3.0)  # past the heartbeat's grace period (2 s)
     run_tune(cfg, progress=False)
     done = trials(cfg)
     assert len(done) == 2

@@ -10,6 +10,7 @@ import time
 def objective(config, trial):
     hang = os.environ.get("TUNE_TEST_HANG")
     if hang:
+        time.sleep(2.0)  # a worker that dies mid-trial, after its heartbeats began
         with open(hang, "w") as f:
             f.write(str(trial.number))
         time.sleep(3600)

@@ -220,10 +220,12 @@ def _study(cfg: TuneConfig, name: str):
 
 
 def _counted(study) -> int:
-    """Trials that use the budget: finished, pruned, or running (heartbeats fresh)."""
+    """Trials that used the budget: finished or pruned. Running ones are not counted (a worker
+    killed before its first heartbeat would hold its trial RUNNING forever), so with several
+    workers the budget is exceeded by at most one trial per extra worker."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def run_tune(cfg: TuneConfig, objective=None, progress: bool = True) -> dict:
