@@ -16,7 +16,7 @@ Anchors (their code is cloned into ``benchmarks/anchors/published/``, git-ignore
   ``optimizer.step``), with ``set_input(reset=True)``: every batch starts from zero states in
   both codes (their trainer keeps the last batch's nudged state; ours would warm-start from the
   free one, so the runs would differ for a reason that is not speed). Ours uses a
-  ``HopfieldMLP`` whose output layer is linear (not clamped), as theirs.
+  ``HopfieldMLP(..., output_activation="linear")``: its output layer is linear (not clamped), as theirs.
 
 Protocol: one process, ``torch.set_num_threads(threads)``; both models start from the same
 weights (theirs, copied into ours) and see the same batches (MNIST training images in file
@@ -57,6 +57,18 @@ import eqprop  # noqa: E402
 from eqprop.models import HopfieldMLP  # noqa: E402
 
 
+
+def sgd_step(model, rule, lr: float):
+    """One training step of ours: the rule writes .grad, plain SGD applies it (as both anchors do)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        rule.step(model, x, y)
+        opt.step()
+
+    return step
+
 def _need(name: str) -> Path:
     path = PUBLISHED / name
     if not path.is_dir():
@@ -78,17 +90,6 @@ def batches(n: int, bs: int, random: bool):
         if x.max() > 1.5:
             x = x / 255.0
     return [(x[i * bs:(i + 1) * bs].contiguous(), y[i * bs:(i + 1) * bs].contiguous()) for i in range(n)]
-
-
-class LinearOutputMLP(HopfieldMLP):
-    """HopfieldMLP with an unclamped (linear) output layer, as the DHN of energy-based-learning.
-    The energy is the same (the hard sigmoid's potential is 1/2 s^2 too), so is the contrast."""
-
-    def layer_update(self, i, state, ctx, force=None):
-        if i != self.output_index:
-            return super().layer_update(i, state, ctx, force)
-        u = self.drive(i, state, ctx)
-        return u if force is None else u + force
 
 
 # -- the anchors: (their step, our step, weight difference, floor step) ----------------------------
@@ -121,13 +122,7 @@ def laborieux(lr: float, beta: float):
         for mine, their in zip(ours.layers, theirs.synapses):
             mine.weight.copy_(their.weight)
             mine.bias.copy_(their.bias)
-    rule = eqprop.rules.EP(variant="centered", beta=beta, free_steps=T1, nudge_steps=T2, mode="sync")
-    opt_o = torch.optim.SGD(ours.parameters(), lr=lr)
-
-    def step_ours(x, y):
-        opt_o.zero_grad(set_to_none=True)
-        rule.step(ours, x, y)
-        opt_o.step()
+    step_ours = sgd_step(ours, eqprop.rules.EP(variant="centered", beta=beta, free_steps=T1, nudge_steps=T2, mode="sync"), lr)
 
     def diff():
         return max(float((m.weight - t.weight).abs().max()) for m, t in zip(ours.layers, theirs.synapses))
@@ -175,7 +170,7 @@ def ebl(lr: float, beta: float):
         opt_t.step()
 
     b1, b2, w01, w12 = (p.state for p in params)
-    ours = LinearOutputMLP([784, 1024, 10])
+    ours = HopfieldMLP([784, 1024, 10], output_activation="linear")
 
     def copy_in():
         with torch.no_grad():
@@ -185,13 +180,8 @@ def ebl(lr: float, beta: float):
             ours.layers[1].bias.copy_(b2)
 
     copy_in()
-    rule = eqprop.rules.EP(variant="centered", beta=beta, free_steps=sweeps, nudge_steps=sweeps, mode="async")
-    opt_o = torch.optim.SGD(ours.parameters(), lr=lr)
-
-    def step_ours(x, y):
-        opt_o.zero_grad(set_to_none=True)
-        rule.step(ours, x, y)
-        opt_o.step()
+    step_ours = sgd_step(ours, eqprop.rules.EP(variant="centered", beta=beta, free_steps=sweeps, nudge_steps=sweeps,
+                                               mode="async"), lr)
 
     def diff():
         return max(float((ours.layers[0].weight - w01.reshape(784, 1024).T).abs().max()),
