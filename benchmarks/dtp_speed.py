@@ -37,7 +37,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--feedback-steps", type=int, default=20)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--data-root", default=os.environ.get("EQPROP_DATA", "/work/shared/data"))
+    ap.add_argument("--data-root", default=None, help="data root (default: $EQPROP_DATA, ./data, the per-user folder)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu":

@@ -43,7 +43,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=60, help="timed batches per preset")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds the batches are split into")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--data-root", default=os.environ.get("EQPROP_DATA", "/work/shared/data"))
+    ap.add_argument("--data-root", default=None, help="data root (default: $EQPROP_DATA, ./data, the per-user folder)")
     args = ap.parse_args(argv)
     for p in args.presets:
         if p not in PRESETS:

@@ -17,7 +17,7 @@ from eqprop.data import load_dataset
 from eqprop.data.transforms import to_float
 H, B, nb, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 presets = sys.argv[5].split(",")
-d = load_dataset("mnist", split="train", root="/work/shared/data")
+d = load_dataset("mnist", split="train", root=None)
 x = to_float(d.images[:B*nb]).reshape(B*nb, -1); y = d.labels[:B*nb]
 runs = {}
 for code, D, O in (("before", OD, OO), ("after", ND, NO)):

@@ -192,7 +192,7 @@ def main(argv=None):
     ap.add_argument("--free-steps", type=int, default=20)
     ap.add_argument("--nudge-steps", type=int, default=8)
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
-    ap.add_argument("--data-root", default=os.environ.get("EQPROP_DATA", "/work/shared/data"))
+    ap.add_argument("--data-root", default=None, help="data root (default: $EQPROP_DATA, ./data, the per-user folder)")
     ap.add_argument("--out", default="runs/rram_ablation")
     ap.add_argument("--probe", type=int, default=0, help="time N batches per preset and exit")
     ap.add_argument("--progress", action="store_true")

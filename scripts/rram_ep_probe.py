@@ -183,7 +183,7 @@ def main():
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    data = load_mnist(os.environ.get("EQPROP_DATA", "/work/shared/data"))
+    data = load_mnist(os.environ.get("EQPROP_DATA"))
     for seed in args.seeds:
         for v in args.variants:
             rec = run(v, args, data, seed)
