@@ -52,6 +52,18 @@ def test_every_shipped_config_loads():
             assert isinstance(load_config(c), Config)
 
 
+def test_every_shipped_ssl_and_continual_config_loads():
+    from eqprop.continual.config import load_continual_config
+    from eqprop.ssl.trainer import load_ssl_config
+
+    ssl, continual = sorted((CONFIGS / "ssl").glob("*.yaml")), sorted((CONFIGS / "continual").glob("*.yaml"))
+    assert len(ssl) >= 5 and len(continual) >= 2
+    for c in ssl:
+        load_ssl_config(c)
+    for c in continual:
+        load_continual_config(c)
+
+
 def test_errors_name_the_section_component_and_valid_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) 'betta' in section 'rule' for rule 'ep-centered'; "
                                           r"valid settings: .*beta"):
