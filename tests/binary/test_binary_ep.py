@@ -247,3 +247,42 @@ def test_cached_weight_without_graph_follows_every_change_of_hidden_and_scale():
     with torch.no_grad():
         assert layer.weight.dtype == torch.float32
     assert layer.weight.requires_grad  # with grad enabled: the graph to H and alpha
+
+
+def test_flip_cap_flips_only_the_best_supported_weights_a_hand_loop_picks():
+    """max_flip_rate: per step at most floor(rate * N) flips per tensor, the largest sign(H) m first;
+    checked against a plain Python loop that sorts the candidates; uncapped tensors keep the paper's rule."""
+    torch.manual_seed(4)
+    m = binarize(HopfieldMLP([30, 20, 5]).double())
+    gamma, threshold, caps = 0.3, 0.01, [0.05, None]
+    opt = FlipOptimizer(m.parameters(), gamma=gamma, threshold=threshold, lr=0.0, max_flip_rate=caps)
+    hidden = [layer.parametrizations.weight.original for layer in m.layers]
+    h_ref = [h.detach().clone().view(-1) for h in hidden]
+    m_ref = [torch.zeros_like(h) for h in h_ref]
+    g = torch.Generator().manual_seed(6)
+    capped_steps, flips = 0, [0, 0]
+    for _ in range(10):
+        grads = [torch.randn(h.shape, generator=g, dtype=torch.float64) * 0.1 + 0.05 for h in hidden]
+        for p, gr in zip(hidden, grads):
+            p.grad = gr.clone()
+        opt.step()
+        for k in range(2):
+            scores = []
+            for idx in range(h_ref[k].numel()):
+                m_ref[k][idx] = (1 - gamma) * m_ref[k][idx] + gamma * grads[k].view(-1)[idx]
+                s = math.copysign(1.0, h_ref[k][idx]) * float(m_ref[k][idx])
+                if s > threshold:
+                    scores.append((s, idx))
+            limit = len(scores) if caps[k] is None else int(caps[k] * h_ref[k].numel())
+            capped_steps += k == 0 and len(scores) > limit
+            for _, idx in sorted(scores, reverse=True)[:limit]:
+                h_ref[k][idx] = -h_ref[k][idx]
+                flips[k] += 1
+    for k in range(2):
+        assert torch.equal(hidden[k].detach().view(-1), h_ref[k])
+    assert [opt.flips["binary0"], opt.flips["binary1"]] == flips
+    assert capped_steps >= 3 and flips[0] <= 10 * int(0.05 * 600) and flips[1] > 10 * int(0.05 * 100)
+    with pytest.raises(ValueError, match="max_flip_rate must lie in"):
+        FlipOptimizer(m.parameters(), max_flip_rate=1.5)
+    with pytest.raises(ValueError, match="max_flip_rate has 3 values"):
+        FlipOptimizer(m.parameters(), max_flip_rate=[0.1, 0.1, 0.1])

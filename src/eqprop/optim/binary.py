@@ -11,7 +11,9 @@ threshold:
     flip where sign(H) * m > threshold_l:   H <- -H
 
 (the paper writes it with the EP update ``-g``: ``-sign(W) m_EP > threshold``). ``m`` is not reset
-by a flip. Every other parameter (biases, learned scales ``alpha``) takes a plain SGD step
+by a flip. With ``max_flip_rate`` r_l set, at most ``floor(r_l N_l)`` of a layer's ``N_l`` weights flip in
+one step: of those past the threshold, the ones with the largest ``sign(H) m`` (the best supported).
+Every other parameter (biases, learned scales ``alpha``) takes a plain SGD step
 ``theta <- theta - lr * grad`` with its group's ``lr``.
 """
 from __future__ import annotations
@@ -44,13 +46,18 @@ class FlipOptimizer(torch.optim.Optimizer):
         gamma: the filter rate, one number or one per binary weight tensor (in the order met).
         threshold: the flip threshold, one number or one per binary weight tensor.
         lr: the SGD rate of the other parameters (biases, learned scales), per group.
+        max_flip_rate: None (no cap, the paper's rule), or the largest fraction of a binary tensor's
+            weights that may flip in one step, one number or one per binary tensor, in (0, 1]. When
+            more weights pass the threshold, only the ``floor(rate * numel)`` with the largest
+            ``sign(H) m`` flip. A cap bounds how far one batch can move a layer whose weights all
+            see consistent gradients (a convolution: few weights, each summing many positions).
 
     ``flips`` (a dict name -> int) counts the flips of each binary tensor since it was last
     cleared; :class:`FlipStats` (``callbacks()``) logs it per epoch.
     """
 
     def __init__(self, params, gamma: float | Sequence[float] = 1e-4, threshold: float | Sequence[float] = 5e-7,
-                 lr: float = 0.01):
+                 lr: float = 0.01, max_flip_rate: float | Sequence[float | None] | None = None):
         if not (math.isfinite(float(lr)) and float(lr) >= 0):
             raise ValueError(f"lr must be finite and >= 0, got {lr}")
         super().__init__(params, dict(lr=float(lr), binary=None))
@@ -67,11 +74,22 @@ class FlipOptimizer(torch.optim.Optimizer):
         for v in thresholds:
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"threshold must be finite and >= 0, got {v}")
-        self.binary_settings: dict[int, tuple[float, float, str]] = {}
-        for k, ((gi, p), ga, th) in enumerate(zip(binary, gammas, thresholds)):
+        if max_flip_rate is None or isinstance(max_flip_rate, (int, float)):
+            caps = [max_flip_rate] * len(binary)
+        else:
+            caps = list(max_flip_rate)
+            if len(caps) != len(binary):
+                raise ValueError(f"max_flip_rate has {len(caps)} values but there are {len(binary)} binary weight "
+                                 f"tensors; give one rate for all or one per binary layer (input side first)")
+        for v in caps:
+            if v is not None and not (math.isfinite(float(v)) and 0 < float(v) <= 1):
+                raise ValueError(f"max_flip_rate must lie in (0, 1] (a fraction of a layer's weights per step) "
+                                 f"or be null for no cap, got {v}")
+        self.binary_settings: dict[int, tuple[float, float, str, float | None]] = {}
+        for k, ((gi, p), ga, th, cap) in enumerate(zip(binary, gammas, thresholds, caps)):
             name = str(self.param_groups[gi].get("name", f"binary{k}")).replace(".parametrizations.weight", ".weight")
-            self.binary_settings[id(p)] = (ga, th, name)
-        self.flips: dict[str, int] = {name: 0 for _, _, name in self.binary_settings.values()}
+            self.binary_settings[id(p)] = (ga, th, name, None if cap is None else float(cap))
+        self.flips: dict[str, int] = {s[2]: 0 for s in self.binary_settings.values()}
 
     def binary_tensors(self) -> list[tuple[str, torch.Tensor]]:
         return [(self.binary_settings[id(p)][2], p) for g in self.param_groups for p in g["params"]
@@ -91,14 +109,22 @@ class FlipOptimizer(torch.optim.Optimizer):
                 if setting is None:
                     p.add_(p.grad, alpha=-group["lr"])
                     continue
-                gamma, threshold, name = setting
+                gamma, threshold, name, cap = setting
                 state = self.state[p]
                 if "m" not in state:
                     state["m"] = torch.zeros_like(p)
                 m = state["m"]
                 m.mul_(1 - gamma).add_(p.grad, alpha=gamma)
                 # sign(H) m > threshold, sign(H) read from the sign bit (as the binarisation does)
-                flip = torch.where(p.signbit(), -m, m) > threshold
+                score = torch.where(p.signbit(), -m, m)
+                flip = score > threshold
+                if cap is not None:
+                    k = int(cap * p.numel())
+                    if int(flip.sum()) > k:  # only the k best supported of those past the threshold
+                        keep = torch.zeros(p.numel(), dtype=torch.bool, device=p.device)
+                        if k > 0:
+                            keep[score.flatten().topk(k).indices] = True
+                        flip = keep.view_as(flip)
                 p.mul_(flip.to(p.dtype).mul_(-2).add_(1))  # H <- -H where flipped (the sign bit flips, zeros too)
                 self.flips[name] = self.flips.get(name, 0) + int(flip.sum())
         return loss
