@@ -286,3 +286,16 @@ def test_flip_cap_flips_only_the_best_supported_weights_a_hand_loop_picks():
         FlipOptimizer(m.parameters(), max_flip_rate=1.5)
     with pytest.raises(ValueError, match="max_flip_rate has 3 values"):
         FlipOptimizer(m.parameters(), max_flip_rate=[0.1, 0.1, 0.1])
+
+
+def test_lr_list_has_one_rate_per_coupling_of_a_binarized_model():
+    """A binarized coupling (bias, hidden weight, learned scale) is one group with the coupling's rate."""
+    model = binarize(HopfieldMLP([6, 5, 3]), learn_alpha=True)
+    groups = param_groups(model, [0.05, 0.025])
+    assert [g["name"] for g in groups] == ["layers.0", "layers.1"]
+    assert [g["lr"] for g in groups] == [0.05, 0.025]
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    opt = FlipOptimizer(groups, gamma=0.5, threshold=0.0)
+    assert sorted(opt.flips) == ["layers.0.weight", "layers.1.weight"]
+    with pytest.raises(eqprop.ConfigError, match="2 couplings"):
+        param_groups(model, [0.05, 0.05, 0.025, 0.025])

@@ -87,7 +87,8 @@ class FlipOptimizer(torch.optim.Optimizer):
                                  f"or be null for no cap, got {v}")
         self.binary_settings: dict[int, tuple[float, float, str, float | None]] = {}
         for k, ((gi, p), ga, th, cap) in enumerate(zip(binary, gammas, thresholds, caps)):
-            name = str(self.param_groups[gi].get("name", f"binary{k}")).replace(".parametrizations.weight", ".weight")
+            group_name = self.param_groups[gi].get("name")  # a coupling (``layers.0``) from ``param_groups``
+            name = f"binary{k}" if group_name is None else str(group_name).replace(".parametrizations.weight", "") + ".weight"
             self.binary_settings[id(p)] = (ga, th, name, None if cap is None else float(cap))
         self.flips: dict[str, int] = {s[2]: 0 for s in self.binary_settings.values()}
 

@@ -17,12 +17,18 @@ OPTIMIZERS.register("adamw", torch.optim.AdamW)
 SCHEDULES = ("cosine", "none")
 
 
+def coupling_of(name: str) -> str:
+    """The coupling a parameter belongs to: ``layers.0.weight`` and ``layers.0.bias`` -> ``layers.0``;
+    a parametrized weight (``layers.0.parametrizations.weight.original``, e.g. a binarized one) too."""
+    return name.split(".parametrizations.", 1)[0] if ".parametrizations." in name else name.rsplit(".", 1)[0]
+
+
 def layer_groups(model) -> list[tuple[str, list[torch.nn.Parameter]]]:
-    """Parameters grouped by coupling: ``layers.0.weight`` and ``layers.0.bias`` -> ``layers.0``."""
+    """Parameters grouped by coupling (``coupling_of``), in the model's order."""
     groups: dict[str, list] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault(name.rsplit(".", 1)[0], []).append(p)
+            groups.setdefault(coupling_of(name), []).append(p)
     return list(groups.items())
 
 
