@@ -209,10 +209,21 @@ class HopfieldMLP(EnergyModel):
             return None
         g = {}
         neg = [(st, beta, -w) for st, beta, w in terms]  # the sign on the rows, not on the (d_k+1, d_k) product
-        for k in range(len(self.layers)):
-            a, lo = coupling_rows(neg, k, x)
-            g[f"layers.{k}.weight"] = t_mm(a, lo)
-            g[f"layers.{k}.bias"] = real(a.sum(0))
+        a, lo = coupling_rows(neg, 0, x)
+        g["layers.0.weight"], g["layers.0.bias"] = t_mm(a, lo), real(a.sum(0))
+        for k in range(1, len(self.layers)):  # one product per phase, accumulated (no stacked copy)
+            gw = gb = None
+            for st, _, w in neg:
+                a, lo = rows(w, st[k]), st[k - 1]
+                if gw is None:
+                    gw, gb = t_mm(a, lo), real(a.sum(0))
+                else:
+                    if gw.is_complex() or a.is_complex() or lo.is_complex() or a.dtype != gw.dtype or lo.dtype != gw.dtype:
+                        gw = gw + t_mm(a, lo)
+                    else:
+                        gw.addmm_(a.T, lo)
+                    gb = gb + real(a.sum(0))
+            g[f"layers.{k}.weight"], g[f"layers.{k}.bias"] = gw, gb
         if self.readout is not None:
             out, err, t = self.output_index, [], None
             for st, beta, w in terms:
@@ -241,6 +252,22 @@ class HopfieldMLP(EnergyModel):
             return False
         return all(type(self.activation_of(i)) in _IN_PLACE for i in range(self.num_free_layers))
 
+    def _fused_weights(self):
+        """``(weights, their transposes, bias columns (d, 1), row bounds of the layers in the state
+        buffer)``, kept between relaxations while the parameters stay the same tensors (in-place
+        optimizer steps keep them; the cached views hold the old storage alive, so a replaced
+        parameter cannot reuse its address)."""
+        key = tuple(t.data_ptr() for layer in self.layers for t in (layer.weight, layer.bias))
+        cached = self.__dict__.get("_fused_cache")
+        if cached is None or cached[0] != key:
+            ws = [layer.weight.detach() for layer in self.layers]
+            bounds = [0]
+            for d in self.free_sizes:
+                bounds.append(bounds[-1] + d)
+            cached = (key, (ws, [w.T for w in ws], [layer.bias.detach().unsqueeze(1) for layer in self.layers], bounds))
+            self.__dict__["_fused_cache"] = cached
+        return cached[1]
+
     def fused_relax(self, ctx: MLPContext, state, steps: int, mode: str, nudge=None, clamp=None):
         """``steps`` sweeps of ``relax`` (``mode``, ``nudge``, ``clamp``) in one function, or ``None``
         where it does not apply (``relax`` then runs the general ``sweep``, the reference this path
@@ -265,28 +292,24 @@ class HopfieldMLP(EnergyModel):
         if isinstance(beta, torch.Tensor) or isinstance(beta, complex):
             return None  # per-sample or complex nudges: the general path
         out = self.output_index
-        bounds = [0]
-        for d in self.free_sizes:
-            bounds.append(bounds[-1] + d)
+        ws, wts, bias, bounds = self._fused_weights()
         B = dt.shape[1]
         bufs = [dt.new_empty(bounds[-1], B) for _ in range(1 if mode == "async" else 2)]
-        for buf in bufs:
-            for i, s in enumerate(state):
-                buf[bounds[i]:bounds[i + 1]].copy_(s.T)
-            if clamp is not None:
-                buf[bounds[out]:bounds[out + 1]].copy_(clamp.value.T)
         views = [[buf[bounds[i]:bounds[i + 1]] for i in range(n)] for buf in bufs]
-        ws = [layer.weight for layer in self.layers]
-        bias = [layer.bias.unsqueeze(1) for layer in self.layers]  # (d, 1) columns
+        for v, s in zip(views[0], state):  # the start state; in "sync" every free row of bufs[1] is written before read
+            v.copy_(s.T)
+        if clamp is not None:
+            for vs in views:
+                vs[out].copy_(clamp.value.T)
         acts = [_IN_PLACE[type(self.activation_of(i))] for i in range(n)]
-        force, fold = None, 0.0
+        force, fold, general_force = None, 0.0, False
         if beta is not None and beta != 0:
             if self.readout is None:  # MSE: -beta (s_out - y), folded
                 fold = float(beta)
-                t = nudge.targets(self, [v.T for v in views[0]])
+                t = nudge.targets(self, state)
                 force = torch.add(dt if out == 0 else bias[out], t.T, alpha=fold).contiguous()  # b + beta y
             else:
-                force = "general"
+                general_force = True
         groups = self.update_groups(mode) if mode == "async" else [list(range(n))]
         whole = mode == "sync" and clamp is None and all(a is _CLAMP01 for a in acts)
 
@@ -299,7 +322,7 @@ class HopfieldMLP(EnergyModel):
                     if clamp is not None and i == out:
                         continue
                     d, folded = dst[i], fold != 0.0 and i == out
-                    general = force == "general" and i == out
+                    general = general_force and i == out
                     if general:  # the force from the state before d is overwritten
                         cell: list = []
                         ops.append(lambda src=src, cell=cell: cell.append(nudge.force(self, [v.T for v in src]).T))
@@ -311,12 +334,12 @@ class HopfieldMLP(EnergyModel):
                             ops += [functools.partial(d.addmm_, ws[i], src[i - 1], beta=-fold),
                                     functools.partial(d.add_, lower)]
                     elif i == 0:
-                        ops.append(functools.partial(torch.addmm, lower, ws[1].T, src[1], out=d) if n > 1
+                        ops.append(functools.partial(torch.addmm, lower, wts[1], src[1], out=d) if n > 1
                                    else functools.partial(d.copy_, lower))
                     else:
                         ops.append(functools.partial(torch.addmm, lower, ws[i], src[i - 1], out=d))
                     if i + 1 < n and (i > 0 or (folded and d is src[i])):
-                        ops.append(functools.partial(d.addmm_, ws[i + 1].T, src[i + 1]))
+                        ops.append(functools.partial(d.addmm_, wts[i + 1], src[i + 1]))
                     if folded and d is not src[i]:
                         ops.append(functools.partial(d.add_, src[i], alpha=-fold))
                     if general:
