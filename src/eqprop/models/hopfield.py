@@ -195,8 +195,9 @@ class HopfieldMLP(EnergyModel):
         """The contrast ``d/dtheta Re sum_j w_j F_{beta_j}(s^j)`` in closed form.
 
         With ``A_k = [w_1 s^1_{k+1}; w_2 s^2_{k+1}; ...]`` and ``L_k = [s^1_k; s^2_k; ...]`` (the
-        phases stacked along the batch): ``dW_k = -A_k^T L_k``, ``db_k = -sum_rows A_k``, one product
-        per coupling. The input is the same in every phase, so the input coupling needs only the
+        phases stacked along the batch): ``dW_k = -A_k^T L_k``, ``db_k = -sum_rows A_k``, computed as
+        one product per phase accumulated in place (the stacked copy is not made), the sign carried
+        by the small row factors, not by the product. The input is the same in every phase, so the input coupling needs only the
         weighted state difference ``U = sum_j w_j s^j_1``: ``dW_0 = -U^T x``. With the
         cross-entropy readout, ``dW_out = sum_j (w_j beta_j (p_j - t))^T s^j_n`` (``p`` the softmax).
         ``None`` (autograd instead) for a subclass with another energy or cost.
