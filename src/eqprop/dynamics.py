@@ -117,6 +117,7 @@ def relax(
     tol: float | None = None,
     ctx=None,
     track_graph: bool = False,
+    fused: bool = True,
 ) -> Relaxed:
     """Settle ``model`` on input ``x`` (B, ...) from ``state`` (default: ``model.init_state``).
 
@@ -128,6 +129,10 @@ def relax(
         ctx: a precomputed ``model.context(x)`` to reuse between phases.
         track_graph: keep the autograd graph through the sweeps (for BPTT); otherwise the
             relaxation runs under ``torch.no_grad()``.
+        fused: use the model's ``fused_relax`` (all sweeps in one function on preallocated
+            buffers, e.g. ``HopfieldMLP``) where it applies: no graph, no ``tol``, and the model
+            accepts (it returns ``None`` otherwise). Same states as the general path to rounding;
+            ``False`` runs the general ``sweep``, the reference.
     """
     if mode not in MODES:
         raise ValueError(f"unknown relaxation mode {mode!r}; valid modes: {', '.join(MODES)}")
@@ -140,6 +145,11 @@ def relax(
             ctx = model.context(x)
         if state is None:
             state = model.init_state(ctx.x)
+        fast = getattr(model, "fused_relax", None)
+        if fused and fast is not None and tol is None and not torch.is_grad_enabled():
+            settled = fast(ctx, state, steps, mode, nudge, clamp)
+            if settled is not None:
+                return Relaxed(state=settled, steps=steps, residual=math.nan)
         state, done, residual = iterate(lambda s: sweep(model, s, ctx, mode, nudge, clamp), state, steps, tol)
     return Relaxed(state=state, steps=done, residual=residual)
 

@@ -23,6 +23,7 @@ inside the update, energy and cost, so every formula above is the holomorphic ex
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import get_activation
+from .activations import HardSigmoid, Linear, Sigmoid, get_activation
 from .base import (EnergyModel, coupling_rows, is_zero, like, named_contrast, one_hot_targets, parity_groups, plain_energy, real,
                    rows, stacked_terms, t_mm)
 
@@ -42,6 +43,8 @@ OUTPUTS = ("mse", "ce")
 class MLPContext:
     x: torch.Tensor            # (B, d_0), flattened input in the model's dtype
     input_drive: torch.Tensor  # (B, d_1) = W_0 x + b_0, fixed during a relaxation
+    # (d_1, B) contiguous, ``input_drive`` being its transpose; set where the fused sweeps apply
+    input_drive_t: torch.Tensor | None = None
 
 
 class HopfieldMLP(EnergyModel):
@@ -129,6 +132,10 @@ class HopfieldMLP(EnergyModel):
 
     def context(self, x: torch.Tensor) -> MLPContext:
         x = self.prepare_input(x)
+        if self._fusable(x.dtype):  # the drive made as (d_1, B), the layout of the fused sweeps
+            layer = self.layers[0]
+            drive_t = torch.addmm(layer.bias.unsqueeze(1), layer.weight, x.T)
+            return MLPContext(x=x, input_drive=drive_t.T, input_drive_t=drive_t)
         return MLPContext(x=x, input_drive=self.layers[0](x))
 
     def drive(self, i: int, state, ctx: MLPContext) -> torch.Tensor:
@@ -188,8 +195,9 @@ class HopfieldMLP(EnergyModel):
         """The contrast ``d/dtheta Re sum_j w_j F_{beta_j}(s^j)`` in closed form.
 
         With ``A_k = [w_1 s^1_{k+1}; w_2 s^2_{k+1}; ...]`` and ``L_k = [s^1_k; s^2_k; ...]`` (the
-        phases stacked along the batch): ``dW_k = -A_k^T L_k``, ``db_k = -sum_rows A_k``, one product
-        per coupling. The input is the same in every phase, so the input coupling needs only the
+        phases stacked along the batch): ``dW_k = -A_k^T L_k``, ``db_k = -sum_rows A_k``, computed as
+        one product per phase accumulated in place (the stacked copy is not made), the sign carried
+        by the small row factors, not by the product. The input is the same in every phase, so the input coupling needs only the
         weighted state difference ``U = sum_j w_j s^j_1``: ``dW_0 = -U^T x``. With the
         cross-entropy readout, ``dW_out = sum_j (w_j beta_j (p_j - t))^T s^j_n`` (``p`` the softmax).
         ``None`` (autograd instead) for a subclass with another energy or cost.
@@ -201,10 +209,22 @@ class HopfieldMLP(EnergyModel):
         if terms is None:
             return None
         g = {}
-        for k in range(len(self.layers)):
-            a, lo = coupling_rows(terms, k, x)
-            g[f"layers.{k}.weight"] = -t_mm(a, lo)
-            g[f"layers.{k}.bias"] = -real(a.sum(0))
+        neg = [(st, beta, -w) for st, beta, w in terms]  # the sign on the rows, not on the (d_k+1, d_k) product
+        a, lo = coupling_rows(neg, 0, x)
+        g["layers.0.weight"], g["layers.0.bias"] = t_mm(a, lo), real(a.sum(0))
+        for k in range(1, len(self.layers)):  # one product per phase, accumulated (no stacked copy)
+            gw = gb = None
+            for st, _, w in neg:
+                a, lo = rows(w, st[k]), st[k - 1]
+                if gw is None:
+                    gw, gb = t_mm(a, lo), real(a.sum(0))
+                else:
+                    if gw.is_complex() or a.is_complex() or lo.is_complex() or a.dtype != gw.dtype or lo.dtype != gw.dtype:
+                        gw = gw + t_mm(a, lo)
+                    else:
+                        gw.addmm_(a.T, lo)
+                    gb = gb + real(a.sum(0))
+            g[f"layers.{k}.weight"], g[f"layers.{k}.bias"] = gw, gb
         if self.readout is not None:
             out, err, t = self.output_index, [], None
             for st, beta, w in terms:
@@ -220,6 +240,127 @@ class HopfieldMLP(EnergyModel):
             g["readout.weight"] = t_mm(a, torch.cat([st[out] for st, _, _ in terms]))
             g["readout.bias"] = real(a.sum(0))
         return named_contrast(self, g)
+
+    # -- the fused sweeps -------------------------------------------------------------------
+    def _fusable(self, dtype: torch.dtype) -> bool:
+        """Whether ``fused_relax`` applies: this class's update, drive and cost (a subclass that
+        redefines any of them keeps the general path), plain ``nn.Linear`` couplings (no
+        parametrisation), a known activation and real floating-point states."""
+        t = type(self)
+        if t is not HopfieldMLP and any(getattr(t, m) is not getattr(HopfieldMLP, m) for m in _FUSED_USES):
+            return False
+        if dtype.is_complex or not dtype.is_floating_point or any(type(m) is not nn.Linear for m in self.layers):
+            return False
+        return all(type(self.activation_of(i)) in _IN_PLACE for i in range(self.num_free_layers))
+
+    def _fused_weights(self):
+        """``(weights, their transposes, bias columns (d, 1), row bounds of the layers in the state
+        buffer)``, kept between relaxations while the parameters stay the same tensors (in-place
+        optimizer steps keep them; the cached views hold the old storage alive, so a replaced
+        parameter cannot reuse its address)."""
+        key = tuple(t.data_ptr() for layer in self.layers for t in (layer.weight, layer.bias))
+        cached = self.__dict__.get("_fused_cache")
+        if cached is None or cached[0] != key:
+            ws = [layer.weight.detach() for layer in self.layers]
+            bounds = [0]
+            for d in self.free_sizes:
+                bounds.append(bounds[-1] + d)
+            cached = (key, (ws, [w.T for w in ws], [layer.bias.detach().unsqueeze(1) for layer in self.layers], bounds))
+            self.__dict__["_fused_cache"] = cached
+        return cached[1]
+
+    def fused_relax(self, ctx: MLPContext, state, steps: int, mode: str, nudge=None, clamp=None):
+        """``steps`` sweeps of ``relax`` (``mode``, ``nudge``, ``clamp``) in one function, or ``None``
+        where it does not apply (``relax`` then runs the general ``sweep``, the reference this path
+        is tested against: same states to rounding, float64 1e-12).
+
+        The states live as the rows of one ``(sum_i d_i, B)`` buffer (two for "sync"): each layer's
+        drive is written there by ``addmm`` (the bias or the input drive as its added term, the
+        feedback ``W_{i+1}^T s_{i+1}`` accumulated in place), the activation applied in place, no
+        tensor allocated per sweep. In this layout the output layer's drive ``W s`` is a
+        ``(d_out, d) x (d, B)`` product, several times faster on CPU than ``(B, d) x (d, d_out)``
+        for a narrow output. The MSE nudge ``-beta (s_out - y)`` is folded into the output's
+        update: ``beta y`` (with the bias) is added once per relaxation, ``-beta s_out`` by the
+        ``addmm``'s scale. Returns ``[(B, d_i)]``: transposed views of the buffer (a new buffer
+        per call; the input ``state`` is not modified).
+        """
+        dt = getattr(ctx, "input_drive_t", None)
+        n = self.num_free_layers
+        if (dt is None or steps < 1 or torch.is_grad_enabled() or len(state) != n or not self._fusable(dt.dtype)
+                or any(s.dtype != dt.dtype or s.device != dt.device for s in state)):
+            return None
+        beta = None if nudge is None else nudge.beta
+        if isinstance(beta, torch.Tensor) or isinstance(beta, complex):
+            return None  # per-sample or complex nudges: the general path
+        out = self.output_index
+        ws, wts, bias, bounds = self._fused_weights()
+        B = dt.shape[1]
+        bufs = [dt.new_empty(bounds[-1], B) for _ in range(1 if mode == "async" else 2)]
+        views = [[buf[bounds[i]:bounds[i + 1]] for i in range(n)] for buf in bufs]
+        for v, s in zip(views[0], state):  # the start state; in "sync" every free row of bufs[1] is written before read
+            v.copy_(s.T)
+        if clamp is not None:
+            for vs in views:
+                vs[out].copy_(clamp.value.T)
+        acts = [_IN_PLACE[type(self.activation_of(i))] for i in range(n)]
+        force, fold, general_force = None, 0.0, False
+        if beta is not None and beta != 0:
+            if self.readout is None:  # MSE: -beta (s_out - y), folded
+                fold = float(beta)
+                t = nudge.targets(self, state)
+                force = torch.add(dt if out == 0 else bias[out], t.T, alpha=fold).contiguous()  # b + beta y
+            else:
+                general_force = True
+        groups = self.update_groups(mode) if mode == "async" else [list(range(n))]
+        whole = mode == "sync" and clamp is None and all(a is _CLAMP01 for a in acts)
+
+        def plan(src, dst):
+            """The calls of one sweep's updates ``dst[i] <- sigma(drive_i(src) + force)`` as bound
+            torch functions (built once per relaxation; ``dst[i]`` is ``src[i]`` in "async")."""
+            ops = []
+            for group in groups:
+                for i in group:
+                    if clamp is not None and i == out:
+                        continue
+                    d, folded = dst[i], fold != 0.0 and i == out
+                    general = general_force and i == out
+                    if general:  # the force from the state before d is overwritten
+                        cell: list = []
+                        ops.append(lambda src=src, cell=cell: cell.append(nudge.force(self, [v.T for v in src]).T))
+                    lower = (force if folded else dt) if i == 0 else (force if folded else bias[i])
+                    if folded and d is src[i]:  # in place: -beta s_out + W s + (b + beta y)
+                        if i == 0:
+                            ops += [functools.partial(d.mul_, -fold), functools.partial(d.add_, lower)]
+                        else:
+                            ops += [functools.partial(d.addmm_, ws[i], src[i - 1], beta=-fold),
+                                    functools.partial(d.add_, lower)]
+                    elif i == 0:
+                        ops.append(functools.partial(torch.addmm, lower, wts[1], src[1], out=d) if n > 1
+                                   else functools.partial(d.copy_, lower))
+                    else:
+                        ops.append(functools.partial(torch.addmm, lower, ws[i], src[i - 1], out=d))
+                    if i + 1 < n and (i > 0 or (folded and d is src[i])):
+                        ops.append(functools.partial(d.addmm_, wts[i + 1], src[i + 1]))
+                    if folded and d is not src[i]:
+                        ops.append(functools.partial(d.add_, src[i], alpha=-fold))
+                    if general:
+                        ops.append(lambda d=d, cell=cell: d.add_(cell.pop()))
+                    if not whole and acts[i] is not None:
+                        ops.append(functools.partial(getattr(d, acts[i][0]), *acts[i][1]))
+            return ops
+
+        if mode == "async":
+            sweeps = [plan(views[0], views[0])]
+        else:
+            sweeps = [plan(views[0], views[1]) + ([functools.partial(bufs[1].clamp_, 0.0, 1.0)] if whole else []),
+                      plan(views[1], views[0]) + ([functools.partial(bufs[0].clamp_, 0.0, 1.0)] if whole else [])]
+        cur = 0
+        for _ in range(steps):
+            for op in sweeps[cur]:
+                op()
+            if mode == "sync":
+                cur = 1 - cur
+        return [v.T for v in views[cur]]
 
     def extra_repr(self) -> str:
         out = f", output_activation={self.output_activation.name}" if self.output_activation else ""
@@ -248,3 +389,11 @@ def _log_softmax(z: torch.Tensor) -> torch.Tensor:
     if not z.is_complex():
         return F.log_softmax(z, dim=-1)
     return z - torch.logsumexp(z, dim=-1, keepdim=True)
+
+
+# the activations ``fused_relax`` applies in place (tensor method, arguments; None: nothing to do),
+# and the methods whose HopfieldMLP versions it stands for
+_CLAMP01 = ("clamp_", (0.0, 1.0))
+_IN_PLACE = {HardSigmoid: _CLAMP01, Sigmoid: ("sigmoid_", ()), Linear: None}
+_FUSED_USES = ("context", "drive", "feedback_weight", "layer_update", "update_groups", "activation_of",
+               "cost_grad", "output", "prepare_targets", "prepare_input", "init_state", "output_index")

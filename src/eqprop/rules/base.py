@@ -79,8 +79,21 @@ def weighted_contrast(model, x, y, terms, anchor=None) -> dict[str, torch.Tensor
         with torch.no_grad():
             grads = fast(x, y, terms, anchor)
         if grads is not None:
-            return grads
+            return FreshGrads.of(grads)
     return autograd_contrast(model, x, y, terms, anchor)
+
+
+class FreshGrads(dict):
+    """A ``grads`` dict whose tensors were made for this call alone (distinct, not views, held
+    nowhere else): ``Rule.step`` hands them to an empty ``.grad`` without a copy."""
+
+    @classmethod
+    def of(cls, grads: dict) -> dict:
+        """``grads`` marked fresh when its tensors are distinct non-views; unchanged otherwise."""
+        ts = list(grads.values())
+        if all(isinstance(t, torch.Tensor) and not t._is_view() for t in ts) and len({id(t) for t in ts}) == len(ts):
+            return cls(grads)
+        return grads
 
 
 def autograd_contrast(model, x, y, terms, anchor=None) -> dict[str, torch.Tensor]:
@@ -208,10 +221,11 @@ class Rule:
         ``supports_warm_start``.
         """
         grads, result = self.estimate(model, x, y, **kw)
+        fresh = isinstance(grads, FreshGrads)
         for n, p in trainable(model):
             g = grads[n]
             if p.grad is None:
-                p.grad = g.clone()
+                p.grad = g if fresh and g.dtype == p.dtype else g.clone()
             else:
                 p.grad.add_(g)
         return result
