@@ -167,6 +167,20 @@ class SpikingHopfieldMLP(HopfieldMLP):
         sizes, n = self.sizes, len(self.sizes)
         return [(sizes[k + 1] if k + 1 < n else 0) + (sizes[k - 1] if k >= 2 else 0) for k in range(n)]
 
+    def rate_flops(self, free_steps: int, nudge_steps: int = 0, train: bool = True) -> int:
+        """Matrix-product FLOPs per sample (2 per multiply-add) of the *rate-based* network
+        (``coding="rates"``) for one training step (``train``: free + nudged phase + EP contrast) or
+        one inference (free phase only): the input drive ``W_0 x`` once per phase, every other
+        coupling twice per time step (up and down), the contrast one product per coupling over the
+        two stacked phases (the input coupling over their difference). Elementwise operations are not counted."""
+        s = self.sizes
+        inner = sum(4 * s[k] * s[k + 1] for k in range(1, len(s) - 1))
+        drive = 2 * s[0] * s[1]
+        if not train:
+            return drive + free_steps * inner
+        contrast = drive + sum(4 * s[k] * s[k + 1] for k in range(1, len(s) - 1))  # input: same in both phases
+        return 2 * drive + (free_steps + nudge_steps) * inner + contrast
+
     @torch.no_grad()
     def run_phase(self, x: torch.Tensor, st: SpikeState, steps: int, coding: str = "spikes", beta: float = 0.0,
                   y1h=None, record: bool = False, generator=None) -> PhaseTrace:
