@@ -7,13 +7,15 @@ then a nudged phase of ``nudge_steps`` steps with the output pulled by ``beta``.
 phase only, every presynaptic spike updates its synapses by the postsynaptic state's change over
 that step, in both directions of the (symmetric) coupling:
 
-    dW_ij += z_j(t) (ds_i(t) - dt W_ij z_j(t)) + z_i(t) (ds_j(t) - dt W_ij z_i(t))
+    dW_ij += z_j(t) (ds_i(t) - dt W_ij (1 - rho_j) [s_i free]) + (i <-> j)
     db_i  += ds_i(t)
 
-``ds_i(t) = s_i(t) - s_i(t-1)``; ``dt W_ij z_j(t)`` is the kick the spike itself gives to ``s_i``
-(known at the synapse: its own weight and its own spike): without removing it every spike would
-add ``dt W_ij`` and the update would carry a Hebbian term ``~ W_ij x (spike count) dt`` that does not
-shrink with ``dt`` (docs/eqspike.md). Integrated over the nudged phase, ``sum_t z_j ds_i`` tends to
+``ds_i(t) = s_i(t) - s_i(t-1)``; ``dt W_ij`` is the kick the spike itself gives to ``s_i``, and
+``dt W_ij (1 - rho_j)`` its part that does not average out (its covariance with the spike); it is
+removed where it reached ``s_i`` (``[s_i free]``: ``0 < s_i(t) < 1``, the state not held at a bound).
+All of it is known at the synapse (its weight, its spike, the pre rate, the post state). Without it
+the update carries a Hebbian term ``~ W_ij rho_j (1 - rho_j) x (phase length)`` that does not shrink
+with ``dt`` (docs/eqspike.md). Integrated over the nudged phase, ``sum_t z_j ds_i`` tends to
 ``rho(s_j) (s_i^beta - s_i^0)`` and the update to the EP one,
 ``(1/beta) (s_i^beta s_j^beta - s_i^0 s_j^0)``; ``.grad = -dW / (beta B)``.
 
@@ -143,8 +145,11 @@ def spike_driven_update(model, x, s_start, record, own_kick: bool = True):
     out = {}
     cat = torch.cat
 
-    def kicks(k):  # sum_t z_k(t) (1 - rho_k(t-1)): the spikes' own kicks less their mean
-        return sum((z[k] * (1 - r[k])).sum(0) for z, r in zip(zs, rs))
+    # the kick a spike of j gives to s_i reaches s_i only where s_i is not held at a bound (0 or 1)
+    free = [[((s > 0) & (s < 1)).to(s.dtype) for s in st] for _, st in record]
+
+    def kicks(pre, post):  # sum_t [post free] z_pre (1 - rho_pre): the spikes' own kicks less their mean
+        return cat([f[post] for f in free]).T @ cat([z[pre] * (1 - r[pre]) for z, r in zip(zs, rs)])
 
     for k in range(n):
         z_lo = cat([z[k] for z in zs])                 # (T B, d_k) spikes of the lower layer
@@ -152,11 +157,11 @@ def spike_driven_update(model, x, s_start, record, own_kick: bool = True):
         w = model.layers[k].weight
         dw = d_hi.T @ z_lo
         if own_kick:
-            dw = dw - dt * w * kicks(k)[None, :]
+            dw = dw - dt * w * kicks(k, k)
         if k >= 1:                                     # the lower layer is free: its change x upper spikes
             dw = dw + cat([z[k + 1] for z in zs]).T @ cat([d[k - 1] for d in ds])
             if own_kick:
-                dw = dw - dt * w * kicks(k + 1)[:, None]
+                dw = dw - dt * w * kicks(k + 1, k - 1).T
         out[f"layers.{k}.weight"] = dw
         out[f"layers.{k}.bias"] = d_hi.sum(0)
     return out
