@@ -1,6 +1,7 @@
 """EqSpike figures for docs/eqspike.md (issue 11, part 3).
 
 1. docs/eqspike_raster.png: the spikes of one MNIST test sample in the free and the nudged phase
+   (of the first ``--samples``, the one whose output state the nudge moves most)
    (hidden neurons, most active first, and the 10 output neurons; the label's neuron marked).
 2. docs/eqspike_stdp.png: the STDP-like window. Over the nudged phases of ``--samples`` test samples,
    every presynaptic (hidden) spike at ``t_pre`` updates its synapse to each output neuron ``i`` by
@@ -68,9 +69,10 @@ def main(argv=None):
     nudged = model.run_phase(x, free.state, tn, "spikes", beta, y1h, record=True)
     rec = free.record + nudged.record
 
-    # -- 1. raster of sample 0 ------------------------------------------------------------------
-    zh = torch.stack([z[1][0] for z, _ in rec])  # (T, 500)
-    zo = torch.stack([z[2][0] for z, _ in rec])  # (T, 10)
+    # -- 1. raster of one sample: the one whose output moves most under the nudge ------------------
+    n0 = int((nudged.state.s[-1] - free.state.s[-1]).abs().sum(-1).argmax())
+    zh = torch.stack([z[1][n0] for z, _ in rec])  # (T, 500)
+    zo = torch.stack([z[2][n0] for z, _ in rec])  # (T, 10)
     order = zh.sum(0).argsort(descending=True)[:100]
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     for ax, z, title in ((axes[0], zh[:, order], "hidden (100 most active of 500)"), (axes[1], zo, "output")):
@@ -78,10 +80,12 @@ def main(argv=None):
         ax.scatter(t.numpy(), i.numpy(), s=2, marker="|", color="k")
         ax.axvline(tf - 0.5, color="tab:red", lw=1)
         ax.set_ylabel(title)
-    lab = int(y[0])
+    lab = int(y[n0])
+    axes[1].set_ylim(-0.5, 9.5)
+    axes[1].set_yticks(range(10))
     axes[1].axhspan(lab - 0.5, lab + 0.5, color="tab:green", alpha=0.2, label=f"label {lab}")
     axes[1].legend(loc="upper left", fontsize=8)
-    axes[0].set_title(f"EqSpike spike raster, one MNIST test sample\nfree phase ({tf} steps) | nudged phase "
+    axes[0].set_title(f"EqSpike spike raster, MNIST test sample {n0} (of the first {args.samples}, the one whose output the nudge moves most)\nfree phase ({tf} steps) | nudged phase "
                       f"({tn} steps, beta={beta})", fontsize=10)
     axes[1].set_xlabel("time step")
     fig.tight_layout()
@@ -136,8 +140,8 @@ def main(argv=None):
     mean = series["all"]["mean_update"]
     (out / "eqspike_stdp.json").write_text(json.dumps(
         {"checkpoint": args.checkpoint, "samples": args.samples, "dt": model.dt, "beta": beta,
-         "free_steps": tf, "nudge_steps": tn, "dt_post_minus_pre": bins, "series": series}, indent=1))
-    print(json.dumps({"raster": str(out / "eqspike_raster.png"), "stdp": str(out / "eqspike_stdp.png"),
+         "free_steps": tf, "nudge_steps": tn, "raster_sample": n0, "dt_post_minus_pre": bins, "series": series}, indent=1))
+    print(json.dumps({"raster_sample": n0, "raster": str(out / "eqspike_raster.png"), "stdp": str(out / "eqspike_stdp.png"),
                       "window": dict(zip(bins, [round(m, 6) for m in mean]))}))
 
 
