@@ -194,6 +194,9 @@ def test_bad_settings_and_inputs_are_refused_with_the_fix():
         SpikingHopfieldMLP([4, 3, 2], reset="hard")
     with pytest.raises(ValueError, match="coding"):
         EqSpike(coding="phase")
+    m, x = SpikingHopfieldMLP([4, 3, 2]), torch.rand(2, 4)
+    with pytest.raises(ValueError, match="coding"):
+        m.run_phase(x, m.init_spike_state(x), 3, coding="phase")
     with pytest.raises(ValueError, match="variant"):
         EqSpike(variant="centered")
     with pytest.raises(ValueError, match="spiking-hopfield-mlp"):

@@ -186,6 +186,8 @@ class SpikingHopfieldMLP(HopfieldMLP):
                   y1h=None, record: bool = False, generator=None) -> PhaseTrace:
         """``steps`` time steps from ``st``; returns the end state, the spike counts per neuron and,
         with ``record``, every step's spikes and states."""
+        if coding not in CODINGS:
+            raise ValueError(f"unknown coding {coding!r}; valid: {', '.join(CODINGS)}")
         counts = [torch.zeros_like(v) for v in st.v]
         rec = [] if record else None
         drive = self.layers[0](x) if coding == "rates" else None
