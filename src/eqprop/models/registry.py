@@ -115,3 +115,13 @@ def step_hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), weig
 def bnn_conv(input_shape, num_outputs, **kw) -> BinaryConvNet:
     """Binarized conv net (sign weights, batch norm, sign activations; Laborieux et al. 2021's ConvBNN)."""
     return BinaryConvNet(_image_shape(input_shape, "bnn-conv"), num_outputs, **kw)
+
+
+# -- EqSpike (Martin et al. 2021): the Hopfield MLP with integrate-and-fire neurons ----------------
+from .spiking import SpikingHopfieldMLP  # noqa: E402
+
+
+@register_model("spiking-hopfield-mlp", settings_from=SpikingHopfieldMLP, exclude=("sizes",))
+def spiking_hopfield_mlp(input_shape, num_outputs, hidden: list[int] = (500,), **kw) -> SpikingHopfieldMLP:
+    """``hopfield-mlp`` (hard sigmoid, MSE output) whose neurons exchange spikes (rule ``eqspike``)."""
+    return SpikingHopfieldMLP(_flat_sizes(input_shape, hidden, num_outputs), **kw)

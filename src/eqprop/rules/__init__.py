@@ -67,3 +67,9 @@ def make_rule(name: str | Rule, strict: bool = False, **settings) -> Rule:
 
 
 __all__ = ["BPTT", "Backprop", "CL", "DTP", "CpL", "EP", "RBP", "RHEL", "ContinualEP", "FFEBMEP", "FFEBMImplicit", "HolomorphicEP", "RULES", "RelaxationRule", "Rule", "StepResult", "energy_contrast", "make_rule", "rule_names"]
+
+# EqSpike (spiking EP, Martin et al. 2021): coding="spikes" (default) or "rates" (rate-based EP twin)
+from .eqspike import EqSpike  # noqa: E402
+
+RULES.register("eqspike", EqSpike)
+__all__ += ["EqSpike"]
