@@ -7,6 +7,7 @@ from .feedforward import FeedbackConvNet, FeedbackMLP
 from .ffebm import FFEBM, HopfieldBlock, build_ffebm
 from .hamiltonian import HRU, HSSM, LinearHRU, NonlinearHRU
 from .hopfield import HopfieldMLP
+from .spiking import SpikingHopfieldMLP
 from .vector_field import VectorFieldConv, VectorFieldMLP
 
 from . import registry as _registry  # noqa: F401,E402  (registers the built-in models by config name)
@@ -21,5 +22,5 @@ def build_model(name: str, input_shape, num_outputs: int, **settings):
 
 
 __all__ = ["ACTIVATIONS", "Activation", "BinarySign", "StepHopfieldMLP", "binarize", "ConvHopfield", "EnergyModel", "FFEBM", "FeedbackConvNet", "FeedbackMLP", "HRU", "HSSM", "HopfieldBlock",
-           "HopfieldMLP", "LinearHRU", "MODELS", "NonlinearHRU", "VectorFieldConv", "VectorFieldMLP",
+           "HopfieldMLP", "LinearHRU", "MODELS", "NonlinearHRU", "SpikingHopfieldMLP", "VectorFieldConv", "VectorFieldMLP",
            "build_ffebm", "build_model", "get_activation"]
