@@ -44,7 +44,7 @@ def test_weights_are_alpha_sign_of_hidden_and_only_hidden_and_scales_are_paramet
         h = layer.parametrizations.weight.original
         alpha = layer.parametrizations.weight[0].alpha
         assert torch.equal(layer.weight, alpha * torch.where(h.signbit(), -1.0, 1.0).double())
-        assert set(layer.weight.detach().abs().unique().tolist()) == {float(alpha)}
+        assert set(layer.weight.detach().abs().unique().tolist()) == {float(alpha.detach())}
     with torch.no_grad():
         m.layers[0].parametrizations.weight.original[0, 0] = 0.0
         a0 = float(m.layers[0].parametrizations.weight[0].alpha)
@@ -53,7 +53,7 @@ def test_weights_are_alpha_sign_of_hidden_and_only_hidden_and_scales_are_paramet
         assert float(m.layers[0].weight[0, 0]) == -a0  # sign(-0) = -1: negating H always flips W
     fixed = binarize(HopfieldMLP([5, 4, 3]), alpha=0.25)
     assert all("alpha" not in n for n, _ in fixed.named_parameters())
-    assert float(fixed.layers[1].weight.abs().max()) == 0.25
+    assert float(fixed.layers[1].weight.detach().abs().max()) == 0.25
 
 
 def test_bad_settings_are_refused_with_the_fix():
