@@ -299,3 +299,19 @@ def test_lr_list_has_one_rate_per_coupling_of_a_binarized_model():
     assert sorted(opt.flips) == ["layers.0.weight", "layers.1.weight"]
     with pytest.raises(eqprop.ConfigError, match="2 couplings"):
         param_groups(model, [0.05, 0.05, 0.025, 0.025])
+
+
+def test_step_runs_the_closure_with_gradients_and_returns_its_loss():
+    model = binarize(HopfieldMLP([6, 5, 3]))
+    opt = FlipOptimizer(param_groups(model, 0.05), gamma=0.5, threshold=0.0)
+    x = torch.rand(4, 6)
+
+    def closure():
+        opt.zero_grad()
+        loss = model.layers[0](x).square().sum()
+        loss.backward()  # fails if the closure ran under step's no_grad
+        return loss
+
+    loss = opt.step(closure)
+    assert loss is not None and loss.requires_grad and model.layers[0].bias.grad is not None
+    assert opt.step() is None

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..optim.closure import run_closure
+
 __all__ = ["CascadeAdam"]
 
 
@@ -44,10 +46,7 @@ class CascadeAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             b1, b2 = group["betas"]
             C, g = group["areas"], group["couplings"]

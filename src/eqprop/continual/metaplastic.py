@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..optim.closure import run_closure
+
 __all__ = ["MetaplasticAdam", "f_meta", "metaplastic_groups"]
 
 
@@ -70,10 +72,7 @@ class MetaplasticAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             b1, b2 = group["betas"]
             for p in group["params"]:

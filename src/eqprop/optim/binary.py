@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 
 from ..callbacks import Callback
+from .closure import run_closure
 
 __all__ = ["FlipOptimizer", "FlipStats"]
 
@@ -98,10 +99,7 @@ class FlipOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

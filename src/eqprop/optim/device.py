@@ -43,6 +43,7 @@ from ..devices.rram import (
     preset,
     split_pulses,
 )
+from .closure import run_closure
 
 __all__ = ["RRAMOptimizer"]
 
@@ -139,10 +140,7 @@ class RRAMOptimizer(torch.optim.Optimizer):
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         total = 0.0
         cfg = self.config
         for group in self.param_groups:
