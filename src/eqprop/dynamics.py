@@ -118,6 +118,7 @@ def relax(
     ctx=None,
     track_graph: bool = False,
     fused: bool = True,
+    capture: bool = False,
 ) -> Relaxed:
     """Settle ``model`` on input ``x`` (B, ...) from ``state`` (default: ``model.init_state``).
 
@@ -133,6 +134,10 @@ def relax(
             buffers, e.g. ``HopfieldMLP``) where it applies: no graph, no ``tol``, and the model
             accepts (it returns ``None`` otherwise). Same states as the general path to rounding;
             ``False`` runs the general ``sweep``, the reference.
+        capture: run the phase as a captured graph (``eqprop.capture``): a CUDA graph replayed
+            on CUDA devices, the same static-buffer plumbing without a graph elsewhere. Needs a
+            fixed budget (``tol=None``) and no graph; falls back to the uncaptured phase, with
+            a warning naming the cause, where the capture fails.
     """
     if mode not in MODES:
         raise ValueError(f"unknown relaxation mode {mode!r}; valid modes: {', '.join(MODES)}")
@@ -140,11 +145,20 @@ def relax(
         raise ValueError(f"steps must be >= 0, got {steps}")
     if nudge is not None and clamp is not None:
         raise ValueError("give either a nudge or a clamp, not both")
+    if capture and tol is not None:
+        raise ValueError(f"a captured relaxation runs a fixed sweep budget; got tol={tol}: give tol=None "
+                         f"or capture=False")
     with torch.set_grad_enabled(track_graph and torch.is_grad_enabled()):
         if ctx is None:
             ctx = model.context(x)
         if state is None:
             state = model.init_state(ctx.x)
+        if capture and not torch.is_grad_enabled():
+            from .capture import captured_relax
+
+            settled = captured_relax(model, ctx, state, steps, mode, nudge, clamp, fused)
+            if settled is not None:
+                return Relaxed(state=settled, steps=steps, residual=math.nan)
         fast = getattr(model, "fused_relax", None)
         if fused and fast is not None and tol is None and not torch.is_grad_enabled():
             settled = fast(ctx, state, steps, mode, nudge, clamp)

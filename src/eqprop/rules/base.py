@@ -241,6 +241,9 @@ class RelaxationRule(Rule):
     relax_dtype: relax a low-precision copy (e.g. "bfloat16"; see ``eqprop.precision``), the
         gradient being taken on the master weights; None relaxes the model itself.
     eval_steps: free sweeps at inference (``infer`` without ``steps``); None: ``free_steps``.
+    capture: run each relaxation phase (free, nudged, clamped) as a captured graph
+        (``eqprop.capture``: a replayed CUDA graph on CUDA devices); needs ``tol=None``. Off by
+        default; on other devices the same plumbing runs without a graph (no speed-up).
     """
 
     free_steps: int = 30
@@ -248,6 +251,7 @@ class RelaxationRule(Rule):
     tol: float | None = None
     relax_dtype: str | None = None
     eval_steps: int | None = None
+    capture: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -262,6 +266,9 @@ class RelaxationRule(Rule):
         if self.tol is not None and not self.tol >= 0:
             raise ValueError(f"tol must be >= 0 (or None: always run the full sweep budget), got {self.tol}")
         resolve(self.relax_dtype)  # unknown names raise here, not at the first batch
+        if self.capture and self.tol is not None:
+            raise ValueError(f"capture records a fixed sweep budget; tol={self.tol} stops early: set tol to "
+                             f"null (None) or capture to false")
 
     def check_model(self, model) -> None:
         """The model must be one relaxable system (``layer_update``, ``context``, ...)."""
@@ -282,7 +289,7 @@ class RelaxationRule(Rule):
         ``steps``: the sweep budget; default ``eval_steps``, else ``free_steps``.
         """
         steps = steps or self.eval_steps or self.free_steps
-        free = relax(self.relaxer(model), x, steps=steps, mode=self.mode, tol=self.tol)
+        free = relax(self.relaxer(model), x, steps=steps, mode=self.mode, tol=self.tol, capture=self.capture)
         return self.result(model, y, free)
 
     # -- shared pieces -----------------------------------------------------------------------
@@ -301,7 +308,8 @@ class RelaxationRule(Rule):
         if state is not None:
             dtype = next(model.parameters()).dtype
             state = [s.to(dtype) for s in state]
-        return relax(model, x, state, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx)
+        return relax(model, x, state, steps=self.free_steps, mode=self.mode, tol=self.tol, ctx=ctx,
+                     capture=self.capture)
 
     def result(self, model, y, free: Relaxed, **stats) -> StepResult:
         state = cast_state(free.state, model)

@@ -99,7 +99,8 @@ class EP(_TwoPhase):
 
     def perturbed_phase(self, model, x, y, ctx, free, sign):
         nudge = Nudge(sign * self.beta, y)
-        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, nudge=nudge, tol=self.tol, ctx=ctx).state
+        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, nudge=nudge, tol=self.tol, ctx=ctx,
+                     capture=self.capture).state
 
     def contrast_beta(self, sign):
         return sign * self.beta
@@ -128,7 +129,8 @@ class CpL(_TwoPhase):
         o = model.output(free.state)
         t = one_hot_targets(y, o.shape[-1], o)
         clamp = Clamp(o + sign * self.beta * (t - o))
-        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx).state
+        return relax(model, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx,
+                     capture=self.capture).state
 
     def contrast_beta(self, sign):
         return 0.0
@@ -151,7 +153,8 @@ class CL(WarmStartable, RelaxationRule):
         system, ctx, free = self.settle(model, x, state)
         o = system.output(free.state)
         clamp = Clamp(one_hot_targets(y, o.shape[-1], o))
-        clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx)
+        clamped = relax(system, x, free.state, steps=self.nudge_steps, mode=self.mode, clamp=clamp, tol=self.tol, ctx=ctx,
+                        capture=self.capture)
         a, b = cast_state(clamped.state, model), cast_state(free.state, model)
         grads = energy_contrast(model, x, y, a, 0.0, b, 0.0, 1.0 / x.shape[0], anchor=b)
         return grads, self.result(model, y, free)
