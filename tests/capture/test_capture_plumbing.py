@@ -231,3 +231,19 @@ def test_bf16_copy_synced_in_place_is_seen(make, counting):
             p.grad = torch.randn_like(p)
         opt.step()
     assert counting.captures == 1
+
+
+def test_truncated_bptt_captures_its_undifferentiated_sweeps(counting):
+    model = conv()
+    x, y = batch(model)
+    kw = dict(free_steps=7, backprop_steps=3)
+    g_ref, _ = eqprop.rules.BPTT(**kw).estimate(model, x, y)
+    g_cap, _ = eqprop.rules.BPTT(capture=True, **kw).estimate(model, x, y)
+    for k in g_ref:
+        torch.testing.assert_close(g_cap[k], g_ref[k], **TOL)
+    assert counting.captures == 1  # the 4 sweeps before the differentiated ones
+
+
+def test_ffebm_rules_refuse_capture():
+    with pytest.raises(ValueError, match="capture is not supported for ff-EBM chains"):
+        eqprop.rules.FFEBMEP(capture=True)

@@ -13,7 +13,7 @@ from eqprop.rules import BPTT, CL, EP, RBP, RHEL, ContinualEP, CpL, FFEBMEP, FFE
 from eqprop.rules.base import RelaxationRule
 from tests.conftest import make_net
 
-RELAX = ["free_steps", "mode", "tol", "relax_dtype", "eval_steps"]
+RELAX = ["free_steps", "mode", "tol", "relax_dtype", "eval_steps", "capture"]
 FIELDS = {
     EP: RELAX + ["warm_start", "beta", "nudge_steps", "variant"],  # warm_start: the WarmStart callback's
     CpL: RELAX + ["warm_start", "beta", "nudge_steps", "variant"],

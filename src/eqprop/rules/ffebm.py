@@ -63,6 +63,9 @@ class FFEBMEP(RelaxationRule):
         if self.relax_dtype is not None:
             raise ValueError(f"{self.name}: relax_dtype={self.relax_dtype!r} is not supported for ff-EBM chains "
                              f"(their blocks relax in the parameters' dtype); leave relax_dtype unset")
+        if self.capture:
+            raise ValueError(f"{self.name}: capture is not supported for ff-EBM chains (their blocks relax "
+                             f"inside the chain's forward and backward passes); leave capture unset")
 
     def check_model(self, model):
         if not isinstance(model, FFEBM):

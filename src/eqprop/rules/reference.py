@@ -56,7 +56,7 @@ class BPTT(RelaxationRule):
         k = self.free_steps if self.backprop_steps is None else min(self.backprop_steps, self.free_steps)
         params = [p for _, p in trainable(model)]
         system = self.relaxer(model)
-        start = relax(system, x, steps=self.free_steps - k, mode=self.mode, tol=self.tol)
+        start = relax(system, x, steps=self.free_steps - k, mode=self.mode, tol=self.tol, capture=self.capture)
         with torch.enable_grad():
             ctx = model.context(x)
             state = [s.detach() for s in cast_state(start.state, model)]
