@@ -247,3 +247,23 @@ def test_truncated_bptt_captures_its_undifferentiated_sweeps(counting):
 def test_ffebm_rules_refuse_capture():
     with pytest.raises(ValueError, match="capture is not supported for ff-EBM chains"):
         eqprop.rules.FFEBMEP(capture=True)
+
+
+@pytest.mark.parametrize("make", [mlp, conv], ids=["mlp", "conv"])
+def test_bf16_nudged_phases_keep_their_dtype_and_follow_eager(make, counting):
+    """beta becomes a buffer in the states' dtype: the force, hence the states, stay bfloat16;
+    the estimate follows eager's (beta rounded to bfloat16 is the only difference)."""
+    model = make().float()
+    x, y = batch(model)
+    x = x.float()
+    kw = dict(beta=0.2, free_steps=8, nudge_steps=4, relax_dtype="bfloat16")
+    g_ref, _ = eqprop.rules.EP(**kw).estimate(model, x, y)
+    g_cap, r_cap = eqprop.rules.EP(capture=True, **kw).estimate(model, x, y)
+    a = torch.cat([g_ref[k].flatten() for k in g_ref])
+    b = torch.cat([g_cap[k].flatten() for k in g_ref])
+    assert float(a @ b / (a.norm() * b.norm())) > 0.99
+    assert all(g.dtype == torch.float32 for g in g_cap.values())
+    low = eqprop.precision.relaxation_copy(model, "bfloat16")
+    x_low, free = x, relax(low, x, steps=5).state
+    out = relax(low, x_low, free, steps=3, nudge=Nudge(0.2, y), capture=True).state
+    assert all(s.dtype == torch.bfloat16 for s in out)
