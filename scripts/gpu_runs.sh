@@ -109,7 +109,10 @@ for ck in pathlib.Path(sys.argv[1]).rglob("checkpoint.pt"):
 EOF
   if [ -n "${OUT:-}" ]; then
     tar -C runs -czf - gpu | split -b 15m -d - "$OUT/state.tgz.part-"
-    cp "$LOG" "$OUT/gpu_runs.log" 2>/dev/null || true
+    if [ "$(ls "$OUT"/state.tgz.part-* | wc -l)" -gt 4 ]; then  # the tool returns 8 files, 64 MiB in all
+      echo "[gpu_runs] WARNING: the state is over 60 MiB and will not all come back; delete the checkpoint.pt of a failed run under $STATE"
+    fi
+    [ -f "$LOG" ] && cp "$LOG" "$OUT/gpu_runs.log"
     echo "[gpu_runs] state packed into $OUT ($(du -sh "$OUT" | cut -f1)): unpack it here with  bash scripts/gpu_runs.sh unpack FILES_AT"
   fi
 }
@@ -174,6 +177,7 @@ case ${1:-run} in
     [ -f "$dir/gpu_runs.log" ] && cp "$dir/gpu_runs.log" "$STATE/last_call.log"
     status; exit 0 ;;
   status) status; exit 0 ;;
+  pack) LOG=/dev/null; pack; exit 0 ;;  # what a call does at its end (e.g. to check the pieces)
   run) ;;
   *) echo "usage: gpu_runs.sh [run|prepare|unpack FILES_AT|status]  (DRY=1: print the commands)"; exit 2 ;;
 esac
