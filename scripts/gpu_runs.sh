@@ -207,7 +207,7 @@ while read -r s; do
   cmd=$(cmd_of "$n")
   echo "[gpu_runs] $(date -u +%H:%M:%S) $n (${t}s left; $(field "$s" 2))"
   echo "+ $cmd"
-  timeout --signal=TERM --kill-after=15 "$t" bash -c "$cmd" </dev/null 2>&1 | tee "$STATE/logs/$n.log"
+  timeout --signal=TERM --kill-after=15 "$t" bash -o pipefail -c "$cmd" </dev/null 2>&1 | tee "$STATE/logs/$n.log"
   rc=${PIPESTATUS[0]}
   if [ "$rc" = 0 ]; then
     date -u +%FT%TZ > "$STATE/done/$n"; rm -f "$STATE/failed/$n"

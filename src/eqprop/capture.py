@@ -83,7 +83,9 @@ class CudaGraphs:
                     fn()
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: a data loader's pin-memory thread allocating during the capture must
+            # not invalidate it; this thread's own syncs still raise (and fall back)
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 outs = fn()
         return _Replay(fn, outs, graph)
 
