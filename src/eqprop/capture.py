@@ -209,10 +209,11 @@ class _Entry:
 
     def _runner(self, model, steps, mode, fused):
         clamp = None if self.clamp is None else Clamp(self.clamp)
+        ref = weakref.ref(model)  # the table is keyed weakly by the model: hold it weakly here too
 
         def run():
             c = self.ctx.fresh()
-            out = relax(model, getattr(c, "x", None), self.state, steps=steps, mode=mode, nudge=self.nudge,
+            out = relax(ref(), getattr(c, "x", None), self.state, steps=steps, mode=mode, nudge=self.nudge,
                         clamp=clamp, ctx=c, fused=fused)
             return list(out.state)
         return run

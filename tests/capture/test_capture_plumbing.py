@@ -267,3 +267,14 @@ def test_bf16_nudged_phases_keep_their_dtype_and_follow_eager(make, counting):
     x_low, free = x, relax(low, x, steps=5).state
     out = relax(low, x_low, free, steps=3, nudge=Nudge(0.2, y), capture=True).state
     assert all(s.dtype == torch.bfloat16 for s in out)
+
+
+def test_captured_phases_go_with_their_model(counting):
+    import gc
+    model = mlp()
+    x, _ = batch(model)
+    relax(model, x, steps=3, capture=True)
+    assert len(capture._entries) == 1
+    del model
+    gc.collect()
+    assert len(capture._entries) == 0  # a discarded model's graphs and buffers are freed
