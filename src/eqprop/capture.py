@@ -277,7 +277,7 @@ def captured_relax(model, ctx, state, steps: int, mode: str, nudge=None, clamp=N
 
     ``backend``: default ``backend_for(device)`` (CUDA graphs on CUDA, eager elsewhere).
     """
-    if not state:
+    if not state or steps < 1:  # nothing to record
         return None
     device = state[0].device
     targets = None
