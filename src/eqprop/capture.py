@@ -234,6 +234,15 @@ class _Entry:
                 self.targets.copy_(targets)
 
 
+class _Failed:
+    """A key whose capture failed: the phase runs uncaptured (until a parameter's storage changes)."""
+
+    failed, replay = True, None
+
+    def __init__(self, ptrs):
+        self.ptrs = ptrs
+
+
 def _beta_buffer(beta, out_state: torch.Tensor) -> torch.Tensor:
     """``beta`` as a static tensor on the state's device: a (B,) tensor keeps its shape and dtype;
     a number becomes a 0-d tensor in the states' dtype (complex of it for a complex number), so
@@ -294,14 +303,13 @@ def captured_relax(model, ctx, state, steps: int, mode: str, nudge=None, clamp=N
     if entry is not None and entry.ptrs != _storages(model):
         entry = None  # a parameter has a new storage: capture again
     if entry is None:
-        entry = _Entry(model, ctx, state, nudge, clamp, targets, steps, mode, fused)
-        table[key] = entry
-        entry.load(ctx, state, nudge, clamp, targets)
         backend = backend or backend_for(device)
-        try:
+        try:  # the buffers too: a context the buffers cannot mirror (e.g. an expanded tensor) raises here
+            entry = _Entry(model, ctx, state, nudge, clamp, targets, steps, mode, fused)
+            entry.load(ctx, state, nudge, clamp, targets)
             entry.replay = backend.capture(entry.run, device)
         except Exception as e:  # noqa: BLE001 - any failure means "run uncaptured"
-            entry.failed = True
+            entry = _Failed(_storages(model))
             if device.type == "cuda":
                 try:
                     torch.cuda.synchronize(device)
@@ -309,7 +317,7 @@ def captured_relax(model, ctx, state, steps: int, mode: str, nudge=None, clamp=N
                     pass
             warn_once(f"capture of the {type(model).__name__} relaxation failed on {device} "
                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it uncaptured")
-            return None
+        table[key] = entry
     if entry.failed:
         return None
     entry.load(ctx, state, nudge, clamp, targets)

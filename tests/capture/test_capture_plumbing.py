@@ -278,3 +278,19 @@ def test_captured_phases_go_with_their_model(counting):
     del model
     gc.collect()
     assert len(capture._entries) == 0  # a discarded model's graphs and buffers are freed
+
+
+def test_a_context_the_buffers_cannot_mirror_falls_back(counting):
+    """A context tensor with overlapping memory (an expanded input drive) cannot be copied into:
+    the phase warns once and runs uncaptured, with the right result."""
+    capture._warned.clear()
+    model = mlp()
+    x, _ = batch(model)
+    ctx = model.context(x)
+    ctx = type(ctx)(x=ctx.x, input_drive=ctx.input_drive[:1].expand_as(ctx.input_drive))
+    ref = relax(model, x, steps=4, ctx=ctx, fused=False).state
+    with pytest.warns(RuntimeWarning, match="running it uncaptured"):
+        got = relax(model, x, steps=4, ctx=ctx, fused=False, capture=True).state
+    same(got, ref)
+    same(relax(model, x, steps=4, ctx=ctx, fused=False, capture=True).state, ref)  # no second try
+    assert counting.captures == 0
