@@ -294,3 +294,63 @@ def test_a_context_the_buffers_cannot_mirror_falls_back(counting):
     same(got, ref)
     same(relax(model, x, steps=4, ctx=ctx, fused=False, capture=True).state, ref)  # no second try
     assert counting.captures == 0
+
+
+class Traced(capture.EagerGraphs):
+    """A CPU stand-in for a CUDA graph's semantics: the Python of the phase runs ONCE (traced by
+    ``make_fx`` into a graph of aten ops that reads the static buffers and parameters by
+    reference); a replay runs the recorded ops only. Anything decided in Python at capture time
+    (a cached tensor, a branch on a value, a host sync) is frozen, as in a CUDA graph."""
+
+    def __init__(self):
+        self.captures = 0
+
+    def capture(self, fn, device):
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        self.captures += 1
+        gm = make_fx(fn)()
+
+        def replay():
+            with torch.no_grad():
+                return gm()
+        return capture._Replay(replay)
+
+
+@pytest.fixture
+def traced(monkeypatch):
+    b = Traced()
+    monkeypatch.setattr(capture, "backend_for", lambda device: b)
+    return b
+
+
+@pytest.mark.parametrize("make", [mlp, conv], ids=["mlp", "conv"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_frozen_python_replays_equal_eager(make, mode, traced):
+    """Every phase kind, new batches and start states, and in-place weight updates between calls,
+    with the Python of each phase run only at capture: what a CUDA graph will do."""
+    model = make()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for seed in (1, 2, 3):
+        x, y = batch(model, seed=seed)
+        for name, kw in phases(model, x, y).items():
+            ref = relax(model, x, steps=5, mode=mode, **kw).state
+            same(relax(model, x, steps=5, mode=mode, capture=True, **kw).state, ref)
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+    assert traced.captures == 4
+
+
+def test_frozen_python_rule_step(traced):
+    model = conv()
+    x, y = batch(model)
+    kw = dict(beta=0.3, free_steps=6, nudge_steps=3)
+    for _ in range(2):
+        g_ref, _ = eqprop.rules.EP(**kw).estimate(model, x, y)
+        g_cap, _ = eqprop.rules.EP(capture=True, **kw).estimate(model, x, y)
+        for k in g_ref:
+            torch.testing.assert_close(g_cap[k], g_ref[k], **TOL)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0.9)
