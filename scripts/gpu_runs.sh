@@ -182,8 +182,6 @@ case ${1:-run} in
   *) echo "usage: gpu_runs.sh [run|prepare|unpack FILES_AT|status]  (DRY=1: print the commands)"; exit 2 ;;
 esac
 
-mkdir -p "$STATE/done" "$STATE/failed" "$STATE/logs"
-LOG=$STATE/logs/call-$(date +%Y%m%d-%H%M%S).log
 if [ "${DRY:-0}" = 1 ]; then
   while read -r s; do
     n=$(field "$s" 0); printf '# %s (%s; data: %s)\n%s\n' "$n" "$(field "$s" 2)" "$(field "$s" 1)" "$(cmd_of "$n")"
@@ -194,6 +192,8 @@ fi
 if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "[gpu_runs] no CUDA device: these runs are for a GPU (DRY=1 prints the commands)"; exit 1
 fi
+mkdir -p "$STATE/done" "$STATE/failed" "$STATE/logs"
+LOG=$STATE/logs/call-$(date +%Y%m%d-%H%M%S).log
 trap pack EXIT
 exec > >(tee -a "$LOG") 2>&1
 stopped=0
