@@ -161,3 +161,17 @@ def test_resume_with_changed_settings_is_recorded_and_the_new_lr_is_used(finishe
     w_c = load_checkpoint(changed / "checkpoint.pt")["model"]
     w_s = load_checkpoint(same / "checkpoint.pt")["model"]
     assert any(not torch.equal(w_c[k], w_s[k]) for k in w_c)  # the weights did move differently
+
+
+def test_a_finished_run_refuses_new_settings_that_would_train_nothing(run_copy):
+    """Rerunning a finished run with another rule setting and the same epochs would report the old
+    result as if the new setting had been tried: refused, naming the change and the three fixes; the
+    folder is untouched. A rerun with the same settings, or another device, still just reports it."""
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()}
+    rc, out = cli(["train", CONFIG, *TINY, "rule.beta=0.3", f"run.out={run_copy}"])
+    assert rc != 0, out
+    assert "finished run of 1 epochs" in out and "rule.beta 0.5 -> 0.3" in out, out
+    assert "another run.out" in out and "run.resume=false" in out and "raise run.epochs above 1" in out, out
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before
+    rc, out = cli(["train", CONFIG, *TINY, "run.device=cpu", f"run.out={run_copy}"])
+    assert rc == 0, out

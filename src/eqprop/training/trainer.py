@@ -258,6 +258,17 @@ class Trainer:
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
+        # settings of how a run is watched or where it runs, not of what it learns
+        learned = {k: v for k, v in changes.items()
+                   if k not in ("run.device", "run.eval_batch_size", "run.loggers", "run.log_every", "run.max_loss",
+                                "run.max_weight")}
+        if learned and self.epoch >= self.run.epochs:
+            raise ConfigError(
+                f"{self.out} holds a finished run of {self.epoch} epochs made with other settings ("
+                + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in learned.items())
+                + "): resuming it would train nothing with the new ones and report the old result. "
+                f"Use another run.out folder, run.resume=false to start afresh (the old run is moved aside), "
+                f"or raise run.epochs above {self.epoch} to continue it with the new settings")
         entry = {"epoch": self.epoch, "changes": changes}
         self.config_changes.append(entry)
         self.say(f"[eqprop] resuming after epoch {self.epoch} with changed settings (recorded in config_history.jsonl): "
