@@ -46,15 +46,14 @@ import os
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
-PUBLISHED = HERE / "published"
 sys.path.insert(0, str(HERE.parent))
 from common import context  # noqa: E402
+from published_codes import laborieux_step, laborieux_utils, need  # noqa: E402
 
 import eqprop  # noqa: E402
 from eqprop.models import HopfieldMLP  # noqa: E402
@@ -71,12 +70,6 @@ def sgd_step(model, rule, lr: float):
         opt.step()
 
     return step
-
-def _need(name: str) -> Path:
-    path = PUBLISHED / name
-    if not path.is_dir():
-        raise SystemExit(f"{path} is missing: run benchmarks/anchors/fetch.sh first (it clones the published code there)")
-    return path
 
 
 def batches(n: int, bs: int, random: bool):
@@ -97,10 +90,7 @@ def batches(n: int, bs: int, random: bool):
 
 # -- the anchors: (their step, our step, weight difference, floor step) ----------------------------
 def laborieux(lr: float, beta: float):
-    root = _need("Equilibrium-Propagation")
-    sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
-    sys.path.insert(0, str(root))
-    import model_utils as mu
+    mu = laborieux_utils()
 
     torch.manual_seed(0)
     theirs = mu.P_MLP([784, 512, 10], activation=mu.hard_sigmoid)
@@ -108,17 +98,7 @@ def laborieux(lr: float, beta: float):
     opt_t = torch.optim.SGD(theirs.parameters(), lr=lr)
     T1, T2 = 30, 10
 
-    def step_theirs(x, y):
-        neurons = theirs.init_neurons(x.size(0), x.device)
-        neurons = theirs(x, y, neurons, T1, beta=0.0, criterion=criterion)
-        neurons_1 = mu.copy(neurons)
-        neurons = theirs(x, y, neurons, T2, beta=beta, criterion=criterion)
-        neurons_2 = mu.copy(neurons)
-        neurons = mu.copy(neurons_1)
-        neurons = theirs(x, y, neurons, T2, beta=-beta, criterion=criterion)
-        neurons_3 = mu.copy(neurons)
-        theirs.compute_syn_grads(x, y, neurons_2, neurons_3, (beta, -beta), criterion)
-        opt_t.step()
+    step_theirs = laborieux_step(mu, theirs, opt_t, criterion, T1, T2, beta)
 
     ours = HopfieldMLP([784, 512, 10])
     with torch.no_grad():
@@ -136,7 +116,7 @@ def laborieux(lr: float, beta: float):
 
 
 def ebl(lr: float, beta: float):
-    root = _need("energy-based-learning")
+    root = need("energy-based-learning")
     sys.path.insert(0, str(root))
     from model.function.cost import SquaredError
     from model.function.network import Network

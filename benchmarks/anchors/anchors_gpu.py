@@ -44,27 +44,20 @@ import json
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
-PUBLISHED = HERE / "published"
 sys.path.insert(0, str(HERE.parent))
 from common import context  # noqa: E402
+from published_codes import laborieux_step, laborieux_utils, need  # noqa: E402
 
 import eqprop  # noqa: E402
 from eqprop.models.conv import ConvHopfield  # noqa: E402
 
 TRAIN_BATCHES, TEST_BATCHES = 391, 79
 
-
-def _need(name: str) -> Path:
-    path = PUBLISHED / name
-    if not path.is_dir():
-        raise SystemExit(f"{path} is missing: run benchmarks/anchors/fetch.sh first (it clones the published code there)")
-    return path
 
 
 def sync(device):
@@ -88,7 +81,7 @@ def ours(model, rule, lr, momentum, wd):
 
 
 def ebl(device, channels, free, nudge):
-    root = _need("energy-based-learning")
+    root = need("energy-based-learning")
     sys.path.insert(0, str(root))
     from model.function.cost import SquaredError
     from model.function.network import Network
@@ -156,10 +149,7 @@ def ebl(device, channels, free, nudge):
 
 
 def laborieux(device, channels, free, nudge):
-    root = _need("Equilibrium-Propagation")
-    sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
-    sys.path.insert(0, str(root))
-    import model_utils as mu
+    mu = laborieux_utils()
 
     torch.manual_seed(0)
     beta, lr, momentum, wd = 1.0, 0.05, 0.9, 3e-4
@@ -169,17 +159,7 @@ def laborieux(device, channels, free, nudge):
     criterion = torch.nn.CrossEntropyLoss(reduction="none").to(device)
     opt = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
 
-    def train_theirs(x, y):
-        neurons = theirs.init_neurons(x.size(0), device)
-        neurons = theirs(x, y, neurons, free, beta=0.0, criterion=criterion)
-        neurons_1 = mu.copy(neurons)
-        neurons = theirs(x, y, neurons, nudge, beta=beta, criterion=criterion)
-        neurons_2 = mu.copy(neurons)
-        neurons = mu.copy(neurons_1)
-        neurons = theirs(x, y, neurons, nudge, beta=-beta, criterion=criterion)
-        neurons_3 = mu.copy(neurons)
-        theirs.compute_syn_grads(x, y, neurons_2, neurons_3, (beta, -beta), criterion)
-        opt.step()
+    train_theirs = laborieux_step(mu, theirs, opt, criterion, free, nudge, beta)
 
     def test_theirs(x, y):
         neurons = theirs.init_neurons(x.size(0), device)
