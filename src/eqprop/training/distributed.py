@@ -27,6 +27,7 @@ Outside ``torchrun`` nothing here is active and a run is the ordinary single-pro
 """
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -55,7 +56,16 @@ def setup(device: str) -> tuple[int, int]:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    atexit.register(teardown)  # the group we made is destroyed before the interpreter tears its threads down
     return dist.get_rank(), dist.get_world_size()
+
+
+def teardown() -> None:
+    """Destroy the process group (once). Without this, gloo's threads can still be joinable when the
+    interpreter exits and the process aborts ("terminate called without an active exception", about
+    one run in six on two CPU processes)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def active() -> bool:

@@ -534,6 +534,7 @@ class Trainer:
         summary = self.finish(time.time() - start)
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
+        distributed.barrier()  # every process leaves together, after rank 0 has written its files
         return summary
 
     def finish(self, wall: float) -> dict:
