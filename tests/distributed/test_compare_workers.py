@@ -19,7 +19,7 @@ def fake_train(log):
     def train(cfg):
         out = cfg.out_dir()
         out.mkdir(parents=True, exist_ok=True)
-        time.sleep(0.5)
+        time.sleep(1.0)  # long enough that a worker delayed on a loaded machine still gets a cell
         acc = (zlib.crc32(f"{cfg.rule['name']}{cfg.run['seed']}".encode()) % 1000) / 1000  # depends on the cell only
         s = {"dataset": "mnist", "rule": cfg.rule["name"], "test_acc": acc, "train_time_s": 1.0, "epochs": 1}
         save_config_dict(cfg.to_dict(), out / "config.yaml")

@@ -101,7 +101,7 @@ def test_a_killed_workers_trial_is_rerun_with_its_settings(tmp_path):
 
 def test_two_workers_share_one_study(tmp_path):
     path = spec(tmp_path, rules=["ep-centered"], trials=6)
-    procs = [_cli(path, env={"TUNE_TEST_SLEEP": "0.3"}) for _ in range(2)]
+    procs = [_cli(path, env={"TUNE_TEST_SLEEP": "1.0"}) for _ in range(2)]  # 6 s of trials: room for a slow start
     outs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     done = trials(load_tune_config(path))
