@@ -146,6 +146,21 @@ def test_a_run_without_test_data_still_writes_its_folder(tmp_path):
     assert s["test_acc"] is None and s["epochs"] == 2 and (tmp_path / "run" / "curves.png").exists()
 
 
+@pytest.mark.parametrize("rule, names, not_named", [
+    ("ep-centered", ["rule.beta, now 0.5", "rule.free_steps (now 6)"], ["gradcheck"]),
+    ("rbp", ["rule.free_steps (now 6)", "--rules rbp --reference bptt"], ["rule.beta"]),
+])
+def test_the_divergence_message_names_only_the_rules_own_settings(tmp_path, rule, names, not_named):
+    base = [a for a in SMALL if rule != "rbp" or not a.startswith(("rule.beta", "rule.nudge_steps"))]
+    t = Trainer.from_config(load_config(None, [*base, f"run.out={tmp_path}/run", "run.epochs=1", "data.train_subset=200",
+                                               "run.max_loss=1e-9", f"rule.name={rule}", "rule.free_steps=6"]))
+    with pytest.raises(DivergenceError) as e:
+        t.fit()
+    msg = str(e.value)
+    assert msg.startswith("training diverged at epoch 1") and "Lower the learning rate (optim.lr, now" in msg
+    assert all(n in msg for n in names) and not any(n in msg for n in not_named), msg
+
+
 @pytest.mark.parametrize("lr", ["1e30", "0.05"])
 def test_deferred_checks_give_the_same_divergence_error_and_the_same_run(tmp_path, lr):
     # the GPU path (checks read at log points, no host sync per batch), forced on the CPU

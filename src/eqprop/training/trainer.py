@@ -327,8 +327,16 @@ class Trainer:
         last = (f"the last good checkpoint (epoch {self.epoch}) is {self.checkpoint_path}" if self.epoch
                 else "no epoch had completed")
         lrs = [g["lr"] for g in self.optimizer.param_groups]
-        return DivergenceError(f"training diverged at {what}; {last}. Lower the learning rate (optim.lr, now {lrs}) "
-                               f"or the nudge (rule.beta), or raise rule.free_steps.")
+        rule = self.rule  # name only the settings this rule has
+        fix = f"Lower the learning rate (optim.lr, now {lrs})"
+        if getattr(rule, "beta", None) is not None:
+            fix += f" or the nudge (rule.beta, now {rule.beta})"
+        if getattr(rule, "free_steps", None) is not None:
+            fix += f", or raise rule.free_steps (now {rule.free_steps}) until the relaxation settles"
+            if hasattr(rule, "adjoint_steps"):  # an implicit gradient at an unsettled state can be huge
+                fix += (" (`eqprop gradcheck CONFIG --checkpoint CHECKPOINT --rules rbp --reference bptt "
+                        "--steps N` shows where the two exact gradients agree)")
+        return DivergenceError(f"training diverged at {what}; {last}. {fix}.")
 
     def _check_step(self, loss: float, where: str) -> None:
         if not math.isfinite(loss):
