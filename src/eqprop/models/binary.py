@@ -45,7 +45,6 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .base import one_hot_targets
 from .hopfield import HopfieldMLP
 
 __all__ = ["BinarySign", "StepHopfieldMLP", "binarize", "binary_couplings", "is_binary_hidden"]
@@ -195,25 +194,14 @@ class StepHopfieldMLP(HopfieldMLP):
 
     def __init__(self, sizes: Sequence[int], expand_output: int = 1, neuron_rate: float = 0.5,
                  threshold: float = 0.5, init_value: float = 1.0, gains: Sequence[float] | None = None):
-        sizes = [int(s) for s in sizes]
-        if int(expand_output) < 1:
-            raise ValueError(f"expand_output must be >= 1 (output neurons per class), got {expand_output}")
         if not 0 < float(neuron_rate) <= 1:
             raise ValueError(f"neuron_rate (the settling filter's g) must lie in (0, 1], got {neuron_rate}")
         if not 0 < float(threshold) < 1:
             raise ValueError(f"threshold must lie in (0, 1) (the states live in [0, 1]), got {threshold}")
-        if len(sizes) < 2:
-            raise ValueError(f"sizes must list the input size, the hidden sizes and the number of classes, got {sizes}")
-        self.num_classes = sizes[-1]
-        self.expand_output = int(expand_output)
-        super().__init__([*sizes[:-1], sizes[-1] * self.expand_output], "hard_sigmoid", "mse", gains)
+        super().__init__(sizes, "hard_sigmoid", "mse", gains, expand_output=expand_output)
         self.neuron_rate = float(neuron_rate)
         self.threshold = float(threshold)
         self.init_value = float(init_value)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_classes
 
     def rho(self, s: torch.Tensor) -> torch.Tensor:
         """The emitted bits ``1[s >= threshold]`` (same dtype)."""
@@ -253,25 +241,10 @@ class StepHopfieldMLP(HopfieldMLP):
             e = e - (self.rho(hi) * layer(lo)).sum(-1)
         return e
 
-    def _targets(self, y, like):
-        return one_hot_targets(y, self.num_classes, like).repeat_interleave(self.expand_output, dim=-1)
-
-    def output(self, state):
-        s = state[self.output_index]
-        return s.view(s.shape[0], self.num_classes, self.expand_output).mean(-1)
-
-    def cost(self, state, y):
-        s = state[self.output_index]
-        return 0.5 * ((s - self._targets(y, s)) ** 2).sum(-1)
-
-    def cost_grad(self, state, y):
-        s = state[self.output_index]
-        return s - self._targets(y, s)
-
     @property
     def holomorphic(self) -> bool:
         return False
 
     def extra_repr(self) -> str:
-        return (f"sizes={self.sizes}, classes={self.num_classes}, expand_output={self.expand_output}, "
+        return (f"sizes={self.sizes}, classes={self.num_outputs}, expand_output={self.expand_output}, "
                 f"neuron_rate={self.neuron_rate}, threshold={self.threshold}")

@@ -253,9 +253,12 @@ class ConvHopfield(EnergyModel):
             return s
         return F.linear(s.flatten(1), like(self.readout.weight, s), like(self.readout.bias, s))
 
-    # the costs are those of HopfieldMLP: they only read ``output`` and ``readout``
+    # the costs are those of HopfieldMLP with one output unit per class: they read ``output``,
+    # ``readout`` and ``output_targets``
+    expand_output = 1
     cost = HopfieldMLP.cost
     prepare_targets = HopfieldMLP.prepare_targets
+    output_targets = HopfieldMLP.output_targets
 
     def cost_grad(self, state, y):
         g = HopfieldMLP.cost_grad(self, state, y)

@@ -13,7 +13,9 @@ Minimising ``E`` in layer ``i`` alone gives the fixed-point update
 Two output conventions:
 
 - ``output="mse"``: the last layer (``sizes[-1]`` units) is free and in the energy; the cost is
-  ``C = 1/2 |s_n - y|^2`` (one-hot ``y``).
+  ``C = 1/2 |s_n - y|^2`` (one-hot ``y``). With ``expand_output = k > 1`` (a population
+  read-out, Laydevant et al. 2021) the last layer has ``k`` units per class, ``y`` is the one-hot
+  target with each entry repeated ``k`` times, and the prediction is each class's mean unit.
 - ``output="ce"``: the last size is a readout *outside* the energy (Laborieux et al. 2021):
   ``logits = W_out s_n + b_out`` and ``C = cross_entropy(logits, y)``; the nudge ``beta * C``
   acts on the last free layer through ``W_out^T (softmax(logits) - y)``.
@@ -60,10 +62,15 @@ class HopfieldMLP(EnergyModel):
             and no rule's gradient reaches it (a dead class, docs/compare.md).
         gains: per-coupling multiplier of the initial weights, uniform in
             ``+- gain / sqrt(fan_in)``; default 1 for every coupling (readout included).
+        expand_output: output units per class with ``output="mse"`` (the last layer then has
+            ``sizes[-1] * expand_output`` units; the prediction is each class's mean unit); 1 = one
+            per class.
 
-    State: ``state[i]`` has shape ``(B, d_{i+1})``; inputs ``x`` have shape ``(B, d_0)``
-    (images are flattened).
+    State: ``state[i]`` has shape ``(B, d_{i+1})`` (``self.sizes`` are the layer sizes, the output
+    layer's expanded); inputs ``x`` have shape ``(B, d_0)`` (images are flattened).
     """
+
+    expand_output: int = 1
 
     def __init__(
         self,
@@ -72,11 +79,20 @@ class HopfieldMLP(EnergyModel):
         output: str = "mse",
         gains: Sequence[float] | None = None,
         output_activation: str | None = None,
+        expand_output: int = 1,
     ):
         super().__init__()
         sizes = [int(s) for s in sizes]
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; valid outputs: {', '.join(OUTPUTS)}")
+        if int(expand_output) != expand_output or int(expand_output) < 1:
+            raise ValueError(f"expand_output must be an integer >= 1 (output units per class), got {expand_output}")
+        if expand_output > 1 and output != "mse":
+            raise ValueError(f"expand_output={expand_output} needs output='mse' (the output units in the energy); "
+                             f"the cross-entropy readout has one logit per class")
+        self.expand_output = int(expand_output)
+        if sizes:
+            sizes[-1] *= self.expand_output
         if min(sizes, default=1) < 1:
             raise ValueError(f"every layer size must be >= 1 (model.hidden); got sizes {sizes}")
         if len(sizes) < (3 if output == "ce" else 2):
@@ -113,7 +129,8 @@ class HopfieldMLP(EnergyModel):
 
     @property
     def num_outputs(self) -> int:
-        return self.sizes[-1]
+        """Classes (or target values): the width of ``output(state)``."""
+        return self.sizes[-1] // self.expand_output
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, d_0) or (B, ...) with prod(...) = d_0 -> (B, d_0) in the parameters' dtype."""
@@ -166,28 +183,47 @@ class HopfieldMLP(EnergyModel):
         return e
 
     def output(self, state):
+        """(B, num_outputs): the output layer (per class the mean of its ``expand_output`` units) or the
+        cross-entropy readout's logits."""
         s = state[self.output_index]
-        return _linear(self.readout, s) if self.readout is not None else s
+        if self.readout is not None:
+            return _linear(self.readout, s)
+        k = self.expand_output
+        return s if k == 1 else s.view(s.shape[0], -1, k).mean(-1)
+
+    def output_targets(self, y, like: torch.Tensor) -> torch.Tensor:
+        """The MSE cost's target for the output *layer*, ``(B, sizes[-1])`` in ``like``'s dtype: class
+        indices (B,) -> one-hot, each entry repeated ``expand_output`` times; float targets of width
+        ``num_outputs`` are repeated the same way, of the layer's width pass."""
+        k = self.expand_output
+        if k > 1 and y.is_floating_point() and y.shape[-1] == self.sizes[-1]:
+            return y.to(like.dtype)
+        t = one_hot_targets(y, self.num_outputs, like)
+        return t if k == 1 else t.repeat_interleave(k, dim=-1)
 
     def cost(self, state, y):
-        out = self.output(state)
-        t = one_hot_targets(y, self.num_outputs, out)
         if self.readout is None:
-            return 0.5 * ((out - t) ** 2).sum(-1)
-        return -(t * _log_softmax(out)).sum(-1)
+            s = state[self.output_index]
+            return 0.5 * ((s - self.output_targets(y, s)) ** 2).sum(-1)
+        out = self.output(state)
+        return -(one_hot_targets(y, self.num_outputs, out) * _log_softmax(out)).sum(-1)
 
     def prepare_targets(self, y, like: torch.Tensor):
         """Targets as ``cost``/``cost_grad`` take them, made once per batch: class indices (B,) ->
-        one-hot (B, num_outputs) in ``like``'s dtype (the range checked here); float targets pass."""
+        one-hot (B, num_outputs) in ``like``'s dtype (the range checked here; with the MSE output the
+        output layer's targets, ``output_targets``); float targets pass."""
         if type(self).cost is not HopfieldMLP.cost:  # another cost (e.g. an ff-EBM block's error)
             return y
+        if self.readout is None:
+            return self.output_targets(y, like)
         return one_hot_targets(y, self.num_outputs, like)
 
     def cost_grad(self, state, y):
+        if self.readout is None:
+            s = state[self.output_index]
+            return s - self.output_targets(y, s)
         out = self.output(state)
         t = one_hot_targets(y, self.num_outputs, out)
-        if self.readout is None:
-            return out - t
         p = _log_softmax(out).exp() if out.is_complex() else torch.softmax(out, dim=-1)
         return (p - t) @ like(self.readout.weight, out)
 
@@ -364,6 +400,7 @@ class HopfieldMLP(EnergyModel):
 
     def extra_repr(self) -> str:
         out = f", output_activation={self.output_activation.name}" if self.output_activation else ""
+        out += f", expand_output={self.expand_output}" if self.expand_output > 1 else ""
         return f"sizes={self.sizes}, activation={self.activation.name}, output={self.output_kind!r}{out}"
 
 
