@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runs of issue 17 (DCHN speed at the convolution floor with captured relaxations, the
-# published codes on the same GPU) and of issue 3 before it (DCHN accuracy), as ONE resumable
-# command. (Was scripts/gpu_issue3.sh.)
+# published codes on the same GPU) and of issue 3 before it (DCHN accuracy), and issue 11's binary
+# neurons at the paper's length (100 epochs), as ONE resumable command. (Was scripts/gpu_issue3.sh.)
 #
 # Every step runs once: a finished step leaves runs/gpu/done/STEP and is skipped afterwards; a
 # training resumes from its last epoch's checkpoint (the epoch in progress when a call ends is
@@ -47,6 +47,8 @@ STEPS=(
   "fmnist_bf16|fashion-mnist|5 min: 30 epochs, DCHN 32-64, centered EP 40/15, bf16 relaxations, captured"
   "fmnist_fp32|fashion-mnist|6 min: the same in float32, same seed"
   "mnist|mnist|5 min: 30 epochs, same DCHN and rule"
+  "binary_wa|mnist|10 min: issue 11, 784-4096-100 binary weights and 0/1 neurons, the paper's settings, 100 epochs"
+  "binary_wa_fp|mnist|10 min: issue 11, its full-precision twin with the same layers, 100 epochs"
   "cifar10_ep|cifar10-jpeg|30-50 min: 100 epochs, DCHN 128-256-512-512, centered EP 60/20 async, bf16, captured"
   "cifar10_bptt|cifar10-jpeg|60-100 min: 100 epochs, the same net by truncated BPTT (last 20 of 80 sweeps)"
   "smnist_rhel|mnist|15-30 min: 10 epochs, HSSM on 784-step MNIST sequences, RHEL"
@@ -68,6 +70,8 @@ cmd_of() {
     fmnist_bf16) train configs/fashion_mnist_dchn_ep.yaml fmnist_bf16 ;;
     fmnist_fp32) train configs/fashion_mnist_dchn_ep.yaml fmnist_fp32 rule.relax_dtype=null ;;
     mnist) train configs/mnist_dchn_ep.yaml mnist ;;
+    binary_wa) echo "$PY -m eqprop train configs/mnist_mlp4096_binary_wa.yaml run.device=cuda run.epochs=100 run.out=$STATE/binary_wa" ;;
+    binary_wa_fp) echo "$PY -m eqprop train configs/mnist_mlp4096x10_fp.yaml run.device=cuda run.epochs=100 run.out=$STATE/binary_wa_fp" ;;
     cifar10_ep) train configs/cifar10_dchn_ep.yaml cifar10_ep ;;
     cifar10_bptt) train configs/cifar10_dchn_bptt.yaml cifar10_bptt ;;
     smnist_rhel) echo "$PY -m eqprop train configs/smnist_hssm_rhel.yaml run.device=cuda run.out=$STATE/smnist_rhel" ;;
