@@ -249,6 +249,22 @@ def test_cached_weight_without_graph_follows_every_change_of_hidden_and_scale():
     assert layer.weight.requires_grad  # with grad enabled: the graph to H and alpha
 
 
+def test_no_cached_weight_while_a_cuda_graph_is_recorded(monkeypatch):
+    """While a graph is recorded the binarisation must be part of it (a cached weight would be read,
+    stale, by every replay after a flip). The CUDA condition itself is not exercised here (CPU)."""
+    import eqprop.models.binary as binary
+
+    m = mlp()
+    layer = m.layers[0]
+    with torch.no_grad():
+        w1 = layer.weight
+        monkeypatch.setattr(binary, "_capturing", lambda h: True)
+        w2 = layer.weight
+        assert w2 is not w1 and torch.equal(w2, w1)  # recomputed, not the cached tensor
+        monkeypatch.setattr(binary, "_capturing", lambda h: False)
+        assert layer.weight is w1  # outside a capture the cache serves again
+
+
 def test_flip_cap_flips_only_the_best_supported_weights_a_hand_loop_picks():
     """max_flip_rate: per step at most floor(rate * N) flips per tensor, the largest sign(H) m first;
     checked against a plain Python loop that sorts the candidates; uncapped tensors keep the paper's rule."""

@@ -34,15 +34,17 @@ def test_every_training_command_is_a_valid_config(tmp_path):
     cmds = dry_commands(tmp_path)
     trains = [shlex.split(c) for c in cmds if c.startswith("PY -m eqprop train")]
     grids = [shlex.split(c) for c in cmds if c.startswith("PY -m eqprop compare")]
-    assert len(trains) == 7 and len(grids) == 1
+    assert len(trains) == 9 and len(grids) == 1
     outs = set()
     for argv in trains:
         cfg = load_config(ROOT / argv[4], argv[5:])
         assert cfg.run["device"] == "cuda" and cfg.run["out"].startswith("runs/gpu/")
         outs.add(cfg.run["out"])
-        if cfg.model["name"] != "hssm":  # sequence models do not relax
+        if cfg.run["out"].startswith("runs/gpu/binary_wa"):  # issue 11 at the paper's length: uncaptured, 100 epochs
+            assert cfg.rule["capture"] is False and cfg.run["epochs"] == 100
+        elif cfg.model["name"] != "hssm":  # sequence models do not relax
             assert cfg.rule["capture"] is True
-    assert len(outs) == 7  # every run in its own folder
+    assert len(outs) == 9  # every run in its own folder
     grid = load_compare_config(ROOT / grids[0][4], grids[0][5:])
     assert str(grid.out) == "runs/gpu/grid" and all(c.config.rule["capture"] for c in grid.cells())
     fp32 = [a for a in trains if "run.out=runs/gpu/fmnist_fp32" in a][0]

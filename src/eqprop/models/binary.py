@@ -70,6 +70,11 @@ class _BinarizeSTE(torch.autograd.Function):
         return g, g_alpha
 
 
+def _capturing(h: torch.Tensor) -> bool:
+    """Whether a CUDA graph is being recorded on ``h``'s device now."""
+    return h.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 class BinarySign(nn.Module):
     """The parametrisation ``H -> alpha * sign(H)`` of one coupling weight.
 
@@ -92,11 +97,13 @@ class BinarySign(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha.to(h.dtype) if self.alpha.dtype != h.dtype else self.alpha
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or _capturing(h):
             return _BinarizeSTE.apply(h, alpha)
         # Without a graph (relaxations), every access to ``layer.weight`` would recompute the
         # binarisation; reuse it while neither H nor alpha changed (in-place changes bump _version;
-        # a replaced tensor has another storage, and the cache keeps the old one alive).
+        # a replaced tensor has another storage, and the cache keeps the old one alive). Not while a
+        # CUDA graph is recorded: a cached weight would be read by every replay after the
+        # optimizer has flipped H; the graph must record the binarisation itself.
         key = (h.data_ptr(), h._version, self.alpha.data_ptr(), self.alpha._version, h.dtype, h.device)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[2]
