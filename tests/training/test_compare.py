@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import yaml
 
 from eqprop.cli import main
 from eqprop.training.compare import load_compare_config, run_compare
@@ -54,6 +55,29 @@ def test_a_cell_with_another_configuration_is_rerun_and_the_old_one_kept(tmp_pat
     run_compare(load_compare_config(None, [*small, "rule.beta=0.3"]), train=fake)
     assert len(ran) == 1  # the beta changed: the cell runs again...
     assert list((out / "mnist" / "ep-centered").glob("seed0.old-*"))  # ...and the old run is moved aside
+
+
+def test_a_setting_added_since_a_cell_ran_does_not_rerun_it(tmp_path):
+    """A record without a setting a component gained later (at its default) is the same configuration;
+    a record with a setting the components no longer take is another one."""
+    out = tmp_path / "grid"
+    small = [f"out={out}", "rules=[ep-centered]", "datasets=[mnist]", "model.hidden=[16]", "run.epochs=1",
+             "data.train_subset=200", "data.test_subset=100", "rule.free_steps=5", "rule.nudge_steps=2"]
+    run_compare(load_compare_config(None, small))
+    saved = out / "mnist" / "ep-centered" / "seed0" / "config.yaml"
+    recorded = yaml.safe_load(saved.read_text())
+    assert recorded["model"].pop("expand_output") == 1  # as written before hopfield-mlp had the setting
+    saved.write_text(yaml.safe_dump(recorded))
+    ran = []
+    fake = lambda c: ran.append(c) or {"dataset": "mnist", "rule": "ep-centered", "test_acc": 0.5,  # noqa: E731
+                                       "train_time_s": 1.0, "epochs": 1}
+    run_compare(load_compare_config(None, small), train=fake)
+    assert ran == [] and not list(saved.parent.parent.glob("seed0.old-*"))
+
+    recorded["model"]["retired_setting"] = 3  # a setting since removed: not this configuration
+    saved.write_text(yaml.safe_dump(recorded))
+    run_compare(load_compare_config(None, small), train=fake)
+    assert len(ran) == 1 and list(saved.parent.parent.glob("seed0.old-*"))
 
 
 def test_grid_config_errors(tmp_path, capsys):

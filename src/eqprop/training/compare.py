@@ -173,6 +173,20 @@ def _comparable(d: dict) -> dict:
     return d
 
 
+def _same_config(recorded, cell: Cell) -> bool:
+    """Whether a cell's recorded ``config.yaml`` is the cell's configuration. The record is resolved
+    as the cell's was, so a setting a component gained after the run (at its default, which keeps
+    the old behaviour) does not make a finished cell run again; a record the current components
+    reject (a setting since removed) is another configuration."""
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        resolved = config_from_dict(recorded).to_dict()
+    except ConfigError:
+        return False
+    return _comparable(resolved) == _comparable(cell.config.to_dict())
+
+
 def _done(cell: Cell) -> dict | None:
     """The cell's summary if it finished with exactly this configuration (reads only)."""
     summary, saved = cell.out / "summary.json", cell.out / "config.yaml"
@@ -182,8 +196,7 @@ def _done(cell: Cell) -> dict | None:
         recorded, s = yaml.safe_load(saved.read_text()), json.loads(summary.read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None
-    if recorded is not None and _comparable(recorded) == _comparable(cell.config.to_dict()) \
-            and s.get("epochs") == cell.config.run["epochs"]:
+    if _same_config(recorded, cell) and s.get("epochs") == cell.config.run["epochs"]:
         return s
     return None
 
@@ -195,7 +208,7 @@ def _finished(cell: Cell) -> dict | None:
     if not cell.out.exists():
         return None
     recorded = yaml.safe_load(saved.read_text()) if saved.exists() else None
-    if recorded is not None and _comparable(recorded) == _comparable(cell.config.to_dict()):
+    if _same_config(recorded, cell):
         if summary.exists():
             s = json.loads(summary.read_text())
             if s.get("epochs") == cell.config.run["epochs"]:
