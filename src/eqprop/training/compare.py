@@ -38,6 +38,7 @@ from .. import rules as _rules  # noqa: F401  (registers the built-in rules)
 from ..registry import RULES
 from .claims import try_claim
 from .logging import write_atomic
+from .run import DRIVING
 
 # Scellier et al. 2023 compare these nine (bptt is their truncated BPTT, TBP).
 COMPARATIVE_STUDY_RULES = [
@@ -45,7 +46,6 @@ COMPARATIVE_STUDY_RULES = [
     "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
 ]
 GRID_KEYS = ("rules", "datasets", "seeds", "out")
-VOLATILE = (("run", "progress"), ("run", "resume"), ("run", "nproc"))  # settings that do not change a cell's result
 
 
 @dataclass
@@ -168,8 +168,8 @@ def _grid_override(item: str) -> dict:
 
 def _comparable(d: dict) -> dict:
     d = copy.deepcopy(d)
-    for section, key in VOLATILE:
-        d.get(section, {}).pop(key, None)
+    for key in DRIVING:  # settings that do not change a cell's result
+        d.get("run", {}).pop(key, None)
     return d
 
 

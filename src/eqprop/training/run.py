@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# ``run`` settings of how a run is driven (shown, resumed, spread over processes), not of what it is:
+# a run resumed or a grid cell compared with other values of these is the same run.
+DRIVING = ("progress", "resume", "nproc")
+# ``run`` settings of where a run computes and how it is watched: a change is recorded on resume,
+# but it does not change what the run learns, so a finished run may be resumed with it.
+WATCHING = ("device", "eval_batch_size", "loggers", "log_every", "max_loss", "max_weight")
+
 
 @dataclass
 class RunConfig:

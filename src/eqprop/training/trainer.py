@@ -34,7 +34,7 @@ from . import distributed
 from .data import as_tensors
 from .logging import make_loggers, plot_curves
 from .optimizers import build_schedule
-from .run import RunConfig
+from .run import DRIVING, WATCHING, RunConfig
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -253,15 +253,11 @@ class Trainer:
             for k in sorted(set(old.get(section, {})) | set(new.get(section, {}))):
                 a, b = old.get(section, {}).get(k), new.get(section, {}).get(k)
                 # run.out: a run folder moved or copied elsewhere is still the same run
-                if a != b and (section, k) not in (("run", "epochs"), ("run", "progress"), ("run", "resume"),
-                                                   ("run", "out"), ("run", "nproc")):
+                if a != b and not (section == "run" and k in ("epochs", "out", *DRIVING)):
                     changes[f"{section}.{k}"] = [a, b]
         if not changes:
             return
-        # settings of how a run is watched or where it runs, not of what it learns
-        learned = {k: v for k, v in changes.items()
-                   if k not in ("run.device", "run.eval_batch_size", "run.loggers", "run.log_every", "run.max_loss",
-                                "run.max_weight")}
+        learned = {k: v for k, v in changes.items() if k not in {f"run.{w}" for w in WATCHING}}
         if learned and self.epoch >= self.run.epochs:
             raise ConfigError(
                 f"{self.out} holds a finished run of {self.epoch} epochs made with other settings ("
