@@ -164,6 +164,20 @@ def config_from_dict(data: dict) -> Config:
     return Config(**{s: resolve_section(s, dict(data.get(s) or DEFAULTS[s])) for s in SECTIONS})
 
 
+def resolve_recorded(recorded) -> dict | None:
+    """A configuration an earlier run recorded (its ``config.yaml``, its checkpoint's ``config``) as
+    the current components resolve it: a setting a component gained since is filled in at its
+    default, which keeps the old behaviour, so the record equals today's configuration of the same
+    run. ``None`` when the current components reject it (a setting since removed, a malformed
+    record): then it is another configuration."""
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        return config_from_dict(recorded).to_dict()
+    except ConfigError:
+        return None
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["rule.beta=0.1", "model.hidden=[256,128]"]`` -> ``{"rule": {"beta": 0.1}, "model": {...}}``."""
     out: dict = {}

@@ -176,3 +176,24 @@ def test_a_finished_run_refuses_new_settings_that_would_train_nothing(run_copy):
     assert {p.name: p.read_bytes() for p in run_copy.iterdir() if p.is_file()} == before
     rc, out = cli(["train", CONFIG, *TINY, "run.device=cpu", f"run.out={run_copy}"])
     assert rc == 0, out
+
+
+def test_a_checkpoint_from_before_a_model_gained_a_setting_resumes(run_copy):
+    """Runs made before ``hopfield-mlp`` had ``expand_output`` recorded a model section without it.
+    Such a checkpoint is the same run at the setting's default (which keeps the old behaviour): it
+    resumes, with no change recorded. A recorded setting the model does not know is another model."""
+    from eqprop.training import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(run_copy / "checkpoint.pt")
+    assert ckpt["config"]["model"].pop("expand_output") == 1  # the record as an older version wrote it
+    save_checkpoint(ckpt, run_copy / "checkpoint.pt")
+    rc, out = cli(["train", CONFIG, *TINY, "run.epochs=2", f"run.out={run_copy}"])
+    assert rc == 0 and "after epoch 1" in out, out
+    assert "changed settings" not in out and not (run_copy / "config_history.jsonl").exists(), out
+    assert load_checkpoint(run_copy / "checkpoint.pt")["epoch"] == 2
+
+    ckpt = load_checkpoint(run_copy / "checkpoint.pt")
+    ckpt["config"]["model"]["retired_setting"] = 3
+    save_checkpoint(ckpt, run_copy / "checkpoint.pt")
+    rc, out = cli(["train", CONFIG, *TINY, "run.epochs=3", f"run.out={run_copy}"])
+    assert rc != 0 and "was made for another model or dataset" in out and "retired_setting" in out, out

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from ..config import SECTIONS, Config, ConfigError, config_from_dict, merge, parse_overrides, read_yaml
+from ..config import (SECTIONS, Config, ConfigError, config_from_dict, merge, parse_overrides, read_yaml,
+                      resolve_recorded)
 from .. import rules as _rules  # noqa: F401  (registers the built-in rules)
 from ..registry import RULES
 from .claims import try_claim
@@ -178,13 +179,8 @@ def _same_config(recorded, cell: Cell) -> bool:
     as the cell's was, so a setting a component gained after the run (at its default, which keeps
     the old behaviour) does not make a finished cell run again; a record the current components
     reject (a setting since removed) is another configuration."""
-    if not isinstance(recorded, dict):
-        return False
-    try:
-        resolved = config_from_dict(recorded).to_dict()
-    except ConfigError:
-        return False
-    return _comparable(resolved) == _comparable(cell.config.to_dict())
+    resolved = resolve_recorded(recorded)
+    return resolved is not None and _comparable(resolved) == _comparable(cell.config.to_dict())
 
 
 def _done(cell: Cell) -> dict | None:

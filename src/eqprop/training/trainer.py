@@ -294,6 +294,10 @@ class Trainer:
                    if mine.get(k) != theirs.get(k)][:5]
         old = ckpt.get("config") or {}
         if self.config and old:
+            from ..config import resolve_recorded
+
+            # a checkpoint from before a component gained a setting (at its default) is the same run
+            old = resolve_recorded(old) or old
             for section in ("data", "model"):
                 if old.get(section) != self.config.get(section):
                     changed.insert(0, f"{section} section {old.get(section)} (now {self.config.get(section)})")
