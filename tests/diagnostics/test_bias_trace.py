@@ -61,3 +61,20 @@ def test_a_run_logs_the_trace_and_the_grid_plot_reads_it(tmp_path):
                  callbacks=[GradientBias(probe=32)], epochs=3, batch_size=16, out=str(out), progress=False)
     t2.fit()
     assert [r["epoch"] for r in read_bias(out)] == [1, 2, 3] and len(t2.history) == 3
+
+
+def test_watching_a_run_does_not_change_what_it_learns(tmp_path):
+    """EP with a random nudge sign draws from the global generator; the probe's own EP estimate
+    draws too. The probe forks the generator, so a watched run learns bit for bit what an unwatched
+    one learns (``run.bias_probe`` is a setting of how a run is watched)."""
+    x, y = _data()
+    weights = []
+    for probe in ([], [GradientBias(probe=32)]):
+        torch.manual_seed(0)
+        model = HopfieldMLP([12, 16, 3])
+        rule = EP(beta=0.5, free_steps=10, nudge_steps=4, variant="random")
+        t = Trainer(model, rule, torch.optim.SGD(model.parameters(), lr=0.05), (x, y), (x, y),
+                    callbacks=probe, epochs=2, batch_size=16, out=str(tmp_path / f"p{len(probe)}"), progress=False)
+        t.fit()
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -80,20 +80,27 @@ class GradientBias(Callback):
         """``{prefix + "bias_cosine": ..., prefix + "bias_rel_error": ...}`` on the probe batch."""
         was_training = model.training
         model.eval()
-        try:
-            ref, _ = self.reference(rule).estimate(model, self.x, self.y)
-            names = list(ref)
-            flat_ref = torch.cat([ref[n].flatten() for n in names])
-            out = {}
-            for name, est in self.estimators(rule).items():
-                g, _ = est.estimate(model, self.x, self.y)
-                m = _metrics(torch.cat([g[n].flatten() for n in names]), flat_ref)
-                prefix = f"{name}/" if name else ""
-                out[prefix + "bias_cosine"] = m["cosine"]
-                out[prefix + "bias_rel_error"] = m["rel_error"]
-                out[prefix + "bias_norm_ratio"] = m["norm_ratio"]
-        finally:
-            model.train(was_training)
+        # a random rule (a random nudge sign) draws from the global generator: the probe must not
+        # shift the run's own draws, or watching a run would change what it learns
+        devices = [self.x.device] if self.x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            try:
+                return self._measure(model, rule)
+            finally:
+                model.train(was_training)
+
+    def _measure(self, model, rule) -> dict:
+        ref, _ = self.reference(rule).estimate(model, self.x, self.y)
+        names = list(ref)
+        flat_ref = torch.cat([ref[n].flatten() for n in names])
+        out = {}
+        for name, est in self.estimators(rule).items():
+            g, _ = est.estimate(model, self.x, self.y)
+            m = _metrics(torch.cat([g[n].flatten() for n in names]), flat_ref)
+            prefix = f"{name}/" if name else ""
+            out[prefix + "bias_cosine"] = m["cosine"]
+            out[prefix + "bias_rel_error"] = m["rel_error"]
+            out[prefix + "bias_norm_ratio"] = m["norm_ratio"]
         return out
 
     def on_epoch_end(self, trainer, record: dict) -> None:

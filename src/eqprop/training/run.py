@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 DRIVING = ("progress", "resume", "nproc")
 # ``run`` settings of where a run computes and how it is watched: a change is recorded on resume,
 # but it does not change what the run learns, so a finished run may be resumed with it.
-WATCHING = ("device", "eval_batch_size", "loggers", "log_every", "max_loss", "max_weight")
+WATCHING = ("device", "eval_batch_size", "loggers", "log_every", "max_loss", "max_weight", "bias_probe")
 
 
 @dataclass
