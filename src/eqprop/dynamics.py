@@ -76,6 +76,11 @@ class Clamp:
     value: torch.Tensor
 
 
+class UnsettledError(RuntimeError):
+    """A rule found that the state it must differentiate at is not a stable fixed point and could
+    not reach one within its settings; the Trainer reports it as a divergence of the run."""
+
+
 @dataclass
 class Relaxed:
     """Result of ``relax``: the settled ``state``, the sweeps run and the last sweep's change."""
@@ -173,13 +178,15 @@ def change(new, old) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(new, old))
 
 
-def iterate(step, state, steps: int, tol: float | None = None, measure: bool | None = None):
+def iterate(step, state, steps: int, tol: float | None = None, measure: bool | None = None,
+            history: list | None = None):
     """The one convergence loop: ``state <- step(state)`` at most ``steps`` times.
 
     ``state`` is a list of tensors and ``step`` maps it to a new list. With ``tol``, stops after
     the first iteration that changes no entry by more than ``tol``. Returns
     ``(state, iterations run, residual)``, the residual being the last iteration's
-    ``max |new - old|`` (NaN when not measured: ``measure`` defaults to ``tol is not None``).
+    ``max |new - old|`` (NaN when not measured: ``measure`` defaults to ``tol is not None``);
+    ``history``, a list, receives every measured residual.
     Used by ``relax``, the adjoint solves of RBP / ff-EBM and the linear response of the bias
     decomposition.
     """
@@ -189,6 +196,8 @@ def iterate(step, state, steps: int, tol: float | None = None, measure: bool | N
         new = step(state)
         if measure:
             residual = change(new, state)
+            if history is not None:
+                history.append(residual)
         state = new
         if tol is not None and residual <= tol:
             break

@@ -19,7 +19,7 @@ FIELDS = {
     CpL: RELAX + ["warm_start", "beta", "nudge_steps", "variant"],
     CL: RELAX + ["warm_start", "nudge_steps"],
     BPTT: RELAX + ["backprop_steps"],
-    RBP: RELAX + ["adjoint_steps", "adjoint_tol"],
+    RBP: RELAX + ["adjoint_steps", "adjoint_tol", "resettle"],
     HolomorphicEP: RELAX + ["N", "radius", "nudge_steps", "batched"],
     ContinualEP: RELAX + ["beta", "nudge_steps", "lr"],
     FFEBMEP: RELAX + ["beta", "nudge_steps", "variant"],
@@ -43,6 +43,9 @@ def test_iterate_is_the_convergence_loop():
     assert done == 5 and math.isnan(res) and float(state[0]) == 2 - 2 ** -4
     _, done, res = iterate(lambda s: [s[0] / 2 + 1], [torch.zeros(1)], 5, measure=True)
     assert done == 5 and res == 2 ** -4
+    history = []
+    iterate(lambda s: [s[0] / 2 + 1], [torch.zeros(1)], 5, measure=True, history=history)
+    assert history == [2.0 ** -k for k in range(5)]  # every change, in order
 
 
 def _ffebm():

@@ -20,6 +20,7 @@ unsaturated; these traces measure those biases at the operating point of a real 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import fields, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..callbacks import Callback
+from ..dynamics import UnsettledError
 from .gradients import _metrics
 
 
@@ -90,13 +92,21 @@ class GradientBias(Callback):
                 model.train(was_training)
 
     def _measure(self, model, rule) -> dict:
-        ref, _ = self.reference(rule).estimate(model, self.x, self.y)
-        names = list(ref)
-        flat_ref = torch.cat([ref[n].flatten() for n in names])
+        # a probe batch whose free state is no stable fixed point within the budget has no exact
+        # gradient to compare with (or no estimate): NaN there, and the run goes on
+        nan = {"cosine": math.nan, "rel_error": math.nan, "norm_ratio": math.nan}
+        try:
+            ref, _ = self.reference(rule).estimate(model, self.x, self.y)
+            flat_ref = torch.cat([g.flatten() for g in ref.values()])
+        except UnsettledError:
+            flat_ref = None
         out = {}
         for name, est in self.estimators(rule).items():
-            g, _ = est.estimate(model, self.x, self.y)
-            m = _metrics(torch.cat([g[n].flatten() for n in names]), flat_ref)
+            try:
+                g, _ = est.estimate(model, self.x, self.y) if flat_ref is not None else (None, None)
+            except UnsettledError:
+                g = None
+            m = nan if g is None else _metrics(torch.cat([g[n].flatten() for n in ref]), flat_ref)
             prefix = f"{name}/" if name else ""
             out[prefix + "bias_cosine"] = m["cosine"]
             out[prefix + "bias_rel_error"] = m["rel_error"]

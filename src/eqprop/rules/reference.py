@@ -16,12 +16,13 @@ it needs ``backprop_steps``: full BPTT differentiates every sweep, in the parame
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from ..dynamics import iterate, relax, sweep
+from ..dynamics import Relaxed, UnsettledError, iterate, relax, sweep
 from ..precision import cast_state
 from .base import RelaxationRule, as_grad_dict, trainable
 from .sequence import is_sequence_model, sequence_bptt, sequence_infer
@@ -85,27 +86,60 @@ class RBP(RelaxationRule):
 
     adjoint_steps: iterations of the adjoint fixed point (default: ``free_steps``).
     adjoint_tol: stop once an iteration changes ``lambda`` by at most this (default: ``tol``).
+    resettle: when the adjoint iteration grows instead of settling (its last change above its
+        first), the free state is not a stable fixed point: the sweep's Jacobian has a spectral
+        radius >= 1 there, as near a saddle that a relaxation can linger by with a last-sweep change
+        of 1e-6 (docs/compare.md). The implicit gradient there is not that of the fixed point the
+        relaxation is heading to, and can be huge. Then the free phase runs ``free_steps`` sweeps
+        more from where it stopped and the adjoint is solved again, at most ``resettle`` times;
+        still growing, an ``UnsettledError``. 0: never (the adjoint's result is returned as is).
     """
 
     name: ClassVar[str] = "rbp"
     adjoint_steps: int | None = None
     adjoint_tol: float | None = None
+    resettle: int = 4
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.resettle < 0:
+            raise ValueError(f"resettle must be >= 0, got {self.resettle}")
 
     def estimate(self, model, x, y):
         params = [p for _, p in trainable(model)]
-        _, _, free = self.settle(model, x)
+        system, ctx, free = self.settle(model, x)
+        for attempt in range(self.resettle + 1):
+            grads, done, first, last = self.implicit_gradient(model, x, y, free.state, params)
+            growing = last > first or (math.isnan(last) and not math.isnan(first))
+            if not growing or self.resettle == 0:
+                break
+            if attempt == self.resettle:
+                raise UnsettledError(
+                    f"rbp: after {free.steps} free sweeps the adjoint iteration still grows (its change "
+                    f"{first:.3g} at the first iteration, {last:.3g} at iteration {done}): the free state is "
+                    f"not a stable fixed point of the sweep. Raise rule.free_steps (now {self.free_steps}) or "
+                    f"rule.resettle (now {self.resettle}) if the relaxation is still on its way, or lower the "
+                    f"learning rate if the network has lost its stable fixed points")
+            more = self.free_phase(system, x, ctx, free.state)  # on from where it stopped
+            free = Relaxed(state=more.state, steps=free.steps + more.steps, residual=more.residual)
+        return as_grad_dict(model, grads), self.result(model, y, free, adjoint_steps=done, adjoint_change=last,
+                                                       resettled=attempt)
+
+    def implicit_gradient(self, model, x, y, state, params):
+        """``(grads, adjoint iterations, first change, last change)`` at the free ``state``."""
         tol = self.tol if self.adjoint_tol is None else self.adjoint_tol
         steps = self.free_steps if self.adjoint_steps is None else self.adjoint_steps
         with torch.enable_grad():
             ctx = model.context(x)  # with the graph to the input couplings
-            s = [t.detach().requires_grad_(True) for t in cast_state(free.state, model)]
+            s = [t.detach().requires_grad_(True) for t in cast_state(state, model)]
             fs = sweep(model, s, ctx, self.mode)
             if not any(t.requires_grad for t in fs):
                 raise ValueError(_not_differentiable(model, "rbp"))
             cost = model.cost(s, y).mean()
             dc_ds = _grads(cost, s)
             dc_dtheta = torch.autograd.grad(cost, params, retain_graph=True, allow_unused=True)
-            lam, done, change = adjoint(fs, s, dc_ds, steps, tol)
+            changes = []
+            lam, done, last = adjoint(fs, s, dc_ds, steps, tol, changes)
             f_theta = torch.autograd.grad(fs, params, grad_outputs=lam, allow_unused=True)
         if params and all(g is None for g in f_theta):  # the sweep does not depend on theta: never zeros
             raise ValueError(_not_differentiable(model, "rbp"))
@@ -113,13 +147,15 @@ class RBP(RelaxationRule):
             None if a is None and b is None else (0 if a is None else a) + (0 if b is None else b)
             for a, b in zip(f_theta, dc_dtheta)
         ]
-        return as_grad_dict(model, grads), self.result(model, y, free, adjoint_steps=done, adjoint_change=change)
+        return grads, done, (changes[0] if changes else math.nan), last
 
 
-def adjoint(fs, s, rhs, steps: int, tol: float | None):
+def adjoint(fs, s, rhs, steps: int, tol: float | None, changes: list | None = None):
     """Solve ``lambda = rhs + J^T lambda`` (``J = dfs/ds``, graph kept) by fixed-point iteration
-    from ``lambda = rhs``; returns ``(lambda, iterations, last change)``."""
-    return iterate(lambda lam: [c + j for c, j in zip(rhs, _grads(fs, s, lam))], rhs, steps, tol, measure=True)
+    from ``lambda = rhs``; returns ``(lambda, iterations, last change)``; ``changes``, if given,
+    receives every iteration's change."""
+    return iterate(lambda lam: [c + j for c, j in zip(rhs, _grads(fs, s, lam))], rhs, steps, tol, measure=True,
+                   history=changes)
 
 
 def _not_differentiable(model, rule: str) -> str:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..callbacks import Batch, Callback, component_callbacks
 from ..data import check_inputs
+from ..dynamics import UnsettledError
 from ..registry import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed
@@ -416,7 +417,10 @@ class Trainer:
             for cb in self.callbacks:
                 cb.before_step(self, batch)
             self.optimizer.zero_grad(set_to_none=True)
-            result = self.rule.step(self.model, batch.x, batch.y, **batch.step_kwargs)
+            try:
+                result = self.rule.step(self.model, batch.x, batch.y, **batch.step_kwargs)
+            except UnsettledError as e:
+                raise self._diverged(f"epoch {self.epoch + 1}, batch {b + 1}: {e}") from None
             for cb in self.callbacks:
                 cb.after_step(self, batch, result)
             if defer:
