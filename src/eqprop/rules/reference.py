@@ -98,7 +98,7 @@ class RBP(RelaxationRule):
     name: ClassVar[str] = "rbp"
     adjoint_steps: int | None = None
     adjoint_tol: float | None = None
-    resettle: int = 4
+    resettle: int = 10
 
     def __post_init__(self):
         super().__post_init__()
