@@ -132,6 +132,7 @@ def test_loggers_csv_and_per_step_jsonl(tmp_path):
     assert rows[0].startswith("epoch,train_loss,train_acc") and len(rows) == 3
     steps = [json.loads(s) for s in (out / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [0, 3, 6, 9, 12, 15, 18]  # 10 batches per epoch
+    assert all(s["free_steps"] == 20 and s["beta"] in (0.5, -0.5) for s in steps), steps[0]  # the rule's stats
 
 
 def test_a_run_without_test_data_still_writes_its_folder(tmp_path):

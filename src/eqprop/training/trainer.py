@@ -395,10 +395,13 @@ class Trainer:
             yield Batch(x_all[idx], y_all[idx], idx)
 
     def step_record(self, batch: Batch, result) -> dict:
-        """Per-step metrics (for ``run.log_every``)."""
+        """Per-step metrics (for ``run.log_every``), with the rule's numeric step stats (sweeps run,
+        residuals, resettles, ...)."""
+        stats = {k: (v.item() if torch.is_tensor(v) else v) for k, v in result.stats.items()
+                 if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
         return {"step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
-                "lr": [g["lr"] for g in self.optimizer.param_groups]}
+                "lr": [g["lr"] for g in self.optimizer.param_groups], **stats}
 
     # read the per-batch divergence checks at log points instead of every batch; None: on CUDA only
     defer_checks: bool | None = None
