@@ -1,6 +1,7 @@
 """Replay a diverged run from its last good checkpoint and look at the steps before it broke.
 
     PYTHONPATH=src python scripts/replay_divergence.py RUN_DIR [--keep 30] [--every 1] [--out DIR]
+        [section.key=value ...]
 
 The run is resumed in a copy (``OUT/run``; RUN_DIR is never written), the weights and the batch
 before each of the last ``--keep`` steps are held in memory, and when the replay stops (a
@@ -16,7 +17,8 @@ for every ``--every``-th kept step of a relaxation model, the free phase is exam
   first (> 1: growing).
 
 A replay is deterministic (the checkpoint holds the generators' states), so it stops where the run
-did. docs/compare.md shows what it found on the two-hidden-layer RBP run.
+did, unless an override changes the run (``rule.resettle=0`` replays an RBP run as it was before
+RBP resettled unsettled states). docs/compare.md shows what it found on the two-hidden-layer RBP run.
 """
 from __future__ import annotations
 
@@ -31,15 +33,16 @@ import torch
 import yaml
 
 
-def replay(run: Path, out: Path, keep: int):
+def replay(run: Path, out: Path, keep: int, overrides=()):
     from eqprop.callbacks import Callback
-    from eqprop.config import config_from_dict
+    from eqprop.config import config_from_dict, merge, parse_overrides
     from eqprop.training.trainer import Trainer
 
     copy = out / "run"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.claim"))
     d = yaml.safe_load((copy / "config.yaml").read_text())
+    d = merge(d, parse_overrides(list(overrides)))
     d["run"].update(out=str(copy), progress=False, resume=True)
     cfg = config_from_dict(d)
 
@@ -120,12 +123,13 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=1, help="examine every k-th kept step (default 1)")
     p.add_argument("--settle", type=int, default=None, help="sweeps of the long relaxation (default 10x free_steps)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN_replay)")
+    p.add_argument("overrides", nargs="*", help="section.key=value changes to the run's config")
     a = p.parse_args(argv)
     if not (a.run / "checkpoint.pt").is_file() or not (a.run / "config.yaml").is_file():
         p.error(f"{a.run} holds no checkpoint.pt and config.yaml: give a run folder")
     out = a.out or a.run.with_name(a.run.name + "_replay")
     out.mkdir(parents=True, exist_ok=True)
-    kept, trainer = replay(a.run, out, a.keep)
+    kept, trainer = replay(a.run, out, a.keep, a.overrides)
     rows = examine(kept, trainer, a.every, a.settle)
     (out / "examined.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"[replay] wrote {out}/last_steps.pt, steps.jsonl, examined.jsonl")

@@ -36,3 +36,6 @@ def test_a_replay_stops_where_the_run_diverged_and_keeps_the_steps_before(tmp_pa
     assert rows[-1]["loss"] > 1e6 and rows[0]["free_steps"] == 6 and rows[0]["resettled"] == 0
     examined = [json.loads(s) for s in (tmp_path / "replay" / "examined.jsonl").read_text().splitlines()]
     assert [e["step"] for e in examined] == [4, 5] and all(e["residual"] >= 0 for e in examined)
+    # an override replays another run: at a sane rate it finishes
+    assert _script().main([str(run), "--every", "9", "--out", str(tmp_path / "sane"), "optim.lr=0.01"]) == 0
+    assert "the run finished without diverging" in capsys.readouterr().out
