@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--settle", type=int, default=None, help="sweeps of the long relaxation (default 10x free_steps)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN_replay)")
     p.add_argument("overrides", nargs="*", help="section.key=value changes to the run's config")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
     if not (a.run / "checkpoint.pt").is_file() or not (a.run / "config.yaml").is_file():
         p.error(f"{a.run} holds no checkpoint.pt and config.yaml: give a run folder")
     out = a.out or a.run.with_name(a.run.name + "_replay")
