@@ -51,8 +51,9 @@ def replay(run: Path, out: Path, keep: int, overrides=()):
             self.last, self.rows = collections.deque(maxlen=keep), []
 
         def before_step(self, trainer, batch):
-            weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-            self.last.append({"step": trainer.global_step, "model": weights, "x": batch.x.clone(), "y": batch.y.clone()})
+            weights = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
+            self.last.append({"step": trainer.global_step, "model": weights, "x": batch.x.cpu().clone(),
+                              "y": batch.y.cpu().clone()})
 
         def after_step(self, trainer, batch, result):
             grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
@@ -84,9 +85,10 @@ def examine(kept: list[dict], trainer, every: int, settle: int | None) -> list[d
         return []
     settle = settle or 10 * steps
     rows = []
+    device = next(model.parameters()).device
     for rec in kept[::every]:
         model.load_state_dict(rec["model"])
-        x, y = rec["x"], rec["y"]
+        x, y = rec["x"].to(device), rec["y"].to(device)
         with torch.no_grad():
             short = relax(model, x, steps=steps, mode=rule.mode, tol=0.0, fused=False)
             long = relax(model, x, steps=settle, mode=rule.mode, tol=0.0, fused=False)

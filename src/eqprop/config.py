@@ -166,14 +166,23 @@ def config_from_dict(data: dict) -> Config:
 
 def resolve_recorded(recorded) -> dict | None:
     """A configuration an earlier run recorded (its ``config.yaml``, its checkpoint's ``config``) as
-    the current components resolve it: a setting a component gained since is filled in at its
-    default, which keeps the old behaviour, so the record equals today's configuration of the same
-    run. ``None`` when the current components reject it (a setting since removed, a malformed
-    record): then it is another configuration."""
+    the current components resolve it. A setting a component gained since is filled in with the
+    value that reproduces the recorded run: the component's ``absent_means[setting]`` where the new
+    default changes behaviour (RBP's ``resettle``: a run recorded without it never resettled), else
+    the default, which then keeps the old behaviour. So the record equals today's configuration of
+    the same run, and differs from one that would now run differently. ``None`` when the current
+    components reject it (a setting since removed, a malformed record): another configuration."""
     if not isinstance(recorded, dict):
         return None
     try:
-        return config_from_dict(recorded).to_dict()
+        filled = {k: dict(v) if isinstance(v, dict) else v for k, v in recorded.items()}
+        for section, registry in _registries().items():
+            raw = filled.get(section)
+            if isinstance(raw, dict):
+                obj = registry.get(raw.get("name", DEFAULTS[section]["name"])).obj
+                for k, v in getattr(obj, "absent_means", {}).items():
+                    raw.setdefault(k, v)
+        return config_from_dict(filled).to_dict()
     except ConfigError:
         return None
 

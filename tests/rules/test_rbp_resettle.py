@@ -63,6 +63,32 @@ def test_resettling_is_the_same_relaxation_carried_on():
     assert torch.allclose(_flat(got), _flat(longer), rtol=1e-12, atol=1e-15)
 
 
+def test_with_a_tolerance_the_resettles_are_whole_blocks():
+    """A tolerance stops the free phase early (8 sweeps here); a resettle must not stop at once on
+    the same small change: it runs whole blocks of free_steps."""
+    model, x, y = _net(6)
+    _, r0 = RBP(free_steps=20, tol=0.1, adjoint_steps=400, adjoint_tol=0.0, resettle=0).estimate(model, x, y)
+    got, r = RBP(free_steps=20, tol=0.1, adjoint_steps=400, adjoint_tol=0.0).estimate(model, x, y)
+    assert r0.stats["free_steps"] == 8 and r.stats["resettled"] >= 1
+    assert r.stats["free_steps"] == 8 + 20 * r.stats["resettled"]
+    assert _rel(got, _converged(model, x, y)) < 1e-10
+
+
+def test_a_run_recorded_before_resettle_existed_resolves_to_no_resettling():
+    """A recorded RBP configuration without ``resettle`` is a run that never resettled: resolved
+    with ``resettle: 0`` (RBP.absent_means), so resuming it with today's default is a recorded
+    change and a grid cell made so is not taken for today's; other rules are untouched."""
+    from eqprop.config import load_config, resolve_recorded
+
+    cfg = load_config(None, ["rule.name=rbp"]).to_dict()
+    assert cfg["rule"]["resettle"] == 10
+    old = {**cfg, "rule": {k: v for k, v in cfg["rule"].items() if k != "resettle"}}
+    assert resolve_recorded(old)["rule"]["resettle"] == 0
+    assert resolve_recorded(cfg)["rule"]["resettle"] == 10
+    ep = load_config(None, ["rule.name=ep-centered"]).to_dict()
+    assert resolve_recorded(ep) == ep
+
+
 def test_a_state_that_will_not_settle_in_the_allowed_resettles_is_an_error():
     model, x, y = _net(19)
     with pytest.raises(UnsettledError, match=r"after 40 free sweeps the adjoint iteration still grows.*rule\.free_steps"):
@@ -80,6 +106,20 @@ def test_the_trainer_reports_an_unsettled_state_as_a_divergence(tmp_path):
                 out=str(tmp_path / "run"), progress=False)
     with pytest.raises(DivergenceError, match=r"epoch 1, batch 1: rbp: after 40 free sweeps.*no epoch had completed"):
         t.fit()
+
+
+def test_on_one_of_several_processes_an_unsettled_state_stops_them_all(tmp_path):
+    """Data-parallel: the process whose shard cannot settle poisons its gradients with NaN, which
+    the all-reduce carries to the others, whose gradient checks then fire; its own error names
+    the cause."""
+    model, x, y = _net(19)
+    rule = RBP(free_steps=20, adjoint_steps=400, resettle=1)
+    t = Trainer(model, rule, torch.optim.SGD(model.parameters(), lr=0.01), (x, y), (x, y), epochs=1, batch_size=4,
+                out=str(tmp_path / "run"), progress=False)
+    t.world_size = 2  # as under torchrun; the all-reduce itself is tests/distributed's
+    with pytest.raises(DivergenceError, match=r"batch 1: loss=nan \(rbp: after 40 free sweeps"):
+        t.fit()
+    assert all(torch.isnan(p.grad).all() for p in model.parameters())
 
 
 def test_the_bias_probe_records_nan_where_its_reference_cannot_settle(monkeypatch):

@@ -155,7 +155,7 @@ def check_model(model, rule=None, x: torch.Tensor | None = None, y: torch.Tensor
             return None
 
     attempt("update = autograd", lambda: _check_update(m, x, report, gen, update_tol))
-    rbp = attempt("rbp", lambda: RBP(free_steps=steps, tol=tol, mode=mode).estimate(m, x, y)[0])
+    rbp = attempt("rbp", lambda: RBP(free_steps=steps, tol=tol, mode=mode, resettle=0).estimate(m, x, y)[0])
     bptt = attempt("bptt", lambda: BPTT(free_steps=min(steps, 200), mode=mode).estimate(m, x, y)[0])
     for name, g in (("rbp", rbp), ("bptt", bptt)):
         if g is None:

@@ -84,8 +84,11 @@ def compare_gradients(
         reference: the exact gradient, ``"rbp"`` (implicit differentiation) or ``"bptt"``.
         settings: rule settings shared by every rule (``beta``, ``free_steps``, ``nudge_steps``,
             ``mode``, ``tol``, ``adjoint_steps``, ...). Give converged budgets (with ``tol``) for
-            a comparison of estimators rather than of budgets.
+            a comparison of estimators rather than of budgets. RBP differentiates at the state
+            every rule reaches (``resettle=0`` unless given): where that state is no stable fixed
+            point, its disagreement with BPTT is the finding.
     """
+    settings.setdefault("resettle", 0)
     m, x = cast_copy(model, x, dtype)
     if rules is None:
         rules = [name for name in RULES if name != reference and applies(name, m)] + [reference]

@@ -91,11 +91,14 @@ class RBP(RelaxationRule):
         radius >= 1 there, as near a saddle that a relaxation can linger by with a last-sweep change
         of 1e-6 (docs/compare.md). The implicit gradient there is not that of the fixed point the
         relaxation is heading to, and can be huge. Then the free phase runs ``free_steps`` sweeps
-        more from where it stopped and the adjoint is solved again, at most ``resettle`` times;
-        still growing, an ``UnsettledError``. 0: never (the adjoint's result is returned as is).
+        more from where it stopped (a whole block, whatever ``tol``) and the adjoint is solved
+        again, at most ``resettle`` times; still growing, an ``UnsettledError``. 0: never (the
+        adjoint's result is returned as is). Growth needs two adjoint iterations to be seen.
     """
 
     name: ClassVar[str] = "rbp"
+    # a run recorded before resettle existed never resettled (config.resolve_recorded)
+    absent_means: ClassVar[dict] = {"resettle": 0}
     adjoint_steps: int | None = None
     adjoint_tol: float | None = None
     resettle: int = 10
@@ -118,9 +121,12 @@ class RBP(RelaxationRule):
                     f"rbp: after {free.steps} free sweeps the adjoint iteration still grows (its change "
                     f"{first:.3g} at the first iteration, {last:.3g} at iteration {done}): the free state is "
                     f"not a stable fixed point of the sweep. Raise rule.free_steps (now {self.free_steps}) or "
-                    f"rule.resettle (now {self.resettle}) if the relaxation is still on its way, or lower the "
-                    f"learning rate if the network has lost its stable fixed points")
-            more = self.free_phase(system, x, ctx, free.state)  # on from where it stopped
+                    f"rule.resettle (now {self.resettle}) if the relaxation is still on its way (a rule.tol, now "
+                    f"{self.tol}, may have stopped it by a saddle), or lower the learning rate if the network has "
+                    f"lost its stable fixed points")
+            # on from where it stopped, a whole block: a saddle's small last-sweep change would stop
+            # a relaxation with a tolerance at once
+            more = relax(system, x, free.state, steps=self.free_steps, mode=self.mode, ctx=ctx, capture=self.capture)
             free = Relaxed(state=more.state, steps=free.steps + more.steps, residual=more.residual)
         return as_grad_dict(model, grads), self.result(model, y, free, adjoint_steps=done, adjoint_change=last,
                                                        resettled=attempt)

@@ -337,7 +337,22 @@ class Trainer:
             if hasattr(rule, "adjoint_steps"):  # an implicit gradient at an unsettled state can be huge
                 fix += (" (`eqprop gradcheck CONFIG --checkpoint CHECKPOINT --rules rbp --reference bptt "
                         "--steps N` shows where the two exact gradients agree)")
+        if getattr(self, "unsettled", None):
+            what += f" ({self.unsettled})"
         return DivergenceError(f"training diverged at {what}; {last}. {fix}.")
+
+    def _unsettled_step(self, batch: Batch, error: UnsettledError):
+        """A rule's ``UnsettledError`` on one data-parallel process: the others must stop too, so
+        NaN gradients go into the all-reduce and every process's divergence check fires (this
+        one's error names the cause)."""
+        from ..rules.base import StepResult
+
+        self.unsettled = str(error)
+        for p in self.model.parameters():
+            if p.requires_grad:
+                p.grad = torch.full_like(p, math.nan)
+        nan = torch.tensor(math.nan, device=batch.x.device)
+        return StepResult(loss=nan, output=torch.zeros(len(batch.y), 1, device=batch.x.device), state=[])
 
     def _check_step(self, loss: float, where: str) -> None:
         if not math.isfinite(loss):
@@ -399,9 +414,10 @@ class Trainer:
         residuals, resettles, ...)."""
         stats = {k: (v.item() if torch.is_tensor(v) else v) for k, v in result.stats.items()
                  if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
-        return {"step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
+        stats = {k: v for k, v in stats.items() if math.isfinite(v)}  # an unmeasured residual is NaN
+        return {**stats, "step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
-                "lr": [g["lr"] for g in self.optimizer.param_groups], **stats}
+                "lr": [g["lr"] for g in self.optimizer.param_groups]}
 
     # read the per-batch divergence checks at log points instead of every batch; None: on CUDA only
     defer_checks: bool | None = None
@@ -423,7 +439,9 @@ class Trainer:
             try:
                 result = self.rule.step(self.model, batch.x, batch.y, **batch.step_kwargs)
             except UnsettledError as e:
-                raise self._diverged(f"epoch {self.epoch + 1}, batch {b + 1}: {e}") from None
+                if self.world_size == 1:
+                    raise self._diverged(f"epoch {self.epoch + 1}, batch {b + 1}: {e}") from None
+                result = self._unsettled_step(batch, e)
             for cb in self.callbacks:
                 cb.after_step(self, batch, result)
             if defer:
