@@ -76,7 +76,7 @@ def replay(run: Path, out: Path, keep: int, overrides=()):
 
 def examine(kept: list[dict], trainer, every: int, settle: int | None) -> list[dict]:
     from eqprop.dynamics import change, relax, sweep
-    from eqprop.rules.reference import _grads
+    from eqprop.rules.reference import _grads, adjoint
 
     model, rule = trainer.model, trainer.rule
     steps = getattr(rule, "free_steps", None)
@@ -96,12 +96,9 @@ def examine(kept: list[dict], trainer, every: int, settle: int | None) -> list[d
             s = [t.detach().requires_grad_(True) for t in short.state]
             fs = sweep(model, s, model.context(x), rule.mode)
             rhs = _grads(model.cost(s, y).mean(), s)
-            lam, first, last = rhs, None, None
-            for _ in range(3 * steps):
-                new = [c + j for c, j in zip(rhs, _grads(fs, s, lam))]
-                last = change(new, lam)
-                first = last if first is None else first
-                lam = new
+            changes = []
+            adjoint(fs, s, rhs, 3 * steps, None, changes)  # RBP's own adjoint solve, every change kept
+            first, last = (changes[0], changes[-1]) if changes else (None, None)
             v = [torch.randn_like(t) for t in s]
             radius = float("nan")
             for _ in range(100):
