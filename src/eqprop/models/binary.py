@@ -217,6 +217,10 @@ class StepHopfieldMLP(HopfieldMLP):
     def binary_state(self, state) -> list[torch.Tensor]:
         return [self.rho(s) for s in state]
 
+    def emitted(self, state) -> list[torch.Tensor]:
+        """What each layer's neighbours see: the bits (``eqprop.diagnostics.silent_units``)."""
+        return self.binary_state(state)
+
     def init_state(self, x):
         b = x.shape[0]
         return [torch.full((b, d), self.init_value, dtype=self.param_dtype, device=self.param_device)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 DRIVING = ("progress", "resume", "nproc")
 # ``run`` settings of where a run computes and how it is watched: a change is recorded on resume,
 # but it does not change what the run learns, so a finished run may be resumed with it.
-WATCHING = ("device", "eval_batch_size", "loggers", "log_every", "max_loss", "max_weight", "bias_probe")
+WATCHING = ("device", "eval_batch_size", "loggers", "log_every", "max_loss", "max_weight", "bias_probe",
+            "silent_units")
 
 
 @dataclass
@@ -26,6 +27,9 @@ class RunConfig:
     log_every: also log per-step metrics (``steps.jsonl``) every N batches (0: per epoch only).
     bias_probe: each epoch, compare the rule's gradient estimate with RBP's on this many fixed
         training samples (cosine, relative error; ``bias.jsonl``); 0 (default): off.
+    silent_units: each epoch, log ``silent_units/<i>``, the fraction of hidden layer i's units that
+        emitted 0 in the free state of every training sample (they get no update; see
+        ``eqprop.diagnostics.silent_units``).
     loggers: any of jsonl (metrics.jsonl), csv (metrics.csv), tensorboard (needs the extra).
     nproc: data-parallel processes on this machine; ``eqprop train`` starts them with torchrun
         (``batch_size`` stays the global batch). See docs/distributed.md.
@@ -44,5 +48,6 @@ class RunConfig:
     eval_batch_size: int = 1000
     log_every: int = 0
     bias_probe: int = 0
+    silent_units: bool = False
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
     nproc: int = 1

@@ -221,6 +221,10 @@ class Trainer:
             from ..diagnostics.bias_trace import GradientBias
 
             extra.append(GradientBias(run.bias_probe))
+        if run.silent_units:
+            from ..diagnostics.silent_units import SilentUnits
+
+            extra.append(SilentUnits())
         return cls(model, rule, optimizer, train, test, callbacks=[*extra, *callbacks],
                    schedule=cfg.optim["schedule"], run=run, config=cfg.to_dict())
 
