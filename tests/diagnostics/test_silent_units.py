@@ -9,6 +9,7 @@ from eqprop.diagnostics.silent_units import SilentUnits
 from eqprop.dynamics import relax
 from eqprop.models import HopfieldMLP
 from eqprop.models.binary import StepHopfieldMLP, binarize
+from eqprop.registry import ConfigError
 from eqprop.rules import EP
 from eqprop.training import Trainer
 from tests.conftest import float64_one_thread as _f64
@@ -57,6 +58,17 @@ def test_logged_fraction_equals_the_direct_count(kind, float64_one_thread, tmp_p
     assert got == pytest.approx(want, abs=1e-12)
     assert got[0] >= 3 / 16 and got[1] >= 1 / 8  # the silenced units at least
     assert "silent_units/2" not in t.history[-1]  # the output layer is not hidden
+
+
+def test_a_model_without_layers_of_units_is_refused_before_training(tmp_path):
+    class NoLayers(torch.nn.Module):
+        pass
+
+    class Tr:
+        model = NoLayers()
+
+    with pytest.raises(ConfigError, match="run.silent_units=false"):
+        SilentUnits().on_fit_start(Tr())
 
 
 @pytest.mark.requires_data("fashion-mnist")

@@ -12,14 +12,15 @@ neurons make this common: with ``alpha = mean |W|`` and the firing threshold 1/2
 layer, which units emitted a non-zero value in the free state of some training sample
 (``StepResult.state``, through ``model.emitted``), and adds ``silent_units/<i>`` -- the fraction of
 hidden layer ``i``'s units that never did -- to the epoch's record. It reads states the rule has
-already computed, so watching costs one ``amax`` per layer and batch and changes nothing the run
-learns. Under data parallelism the masks are OR-ed over the processes.
+already computed, so watching costs one comparison per layer and batch and changes nothing the
+run learns. Under data parallelism the masks are OR-ed over the processes.
 """
 from __future__ import annotations
 
 import torch
 
 from ..callbacks import Callback
+from ..registry import ConfigError
 
 
 def hidden_layers(model) -> range:
@@ -40,6 +41,12 @@ class SilentUnits(Callback):
 
     def __init__(self):
         self.active: dict[int, torch.Tensor] = {}
+
+    def on_fit_start(self, trainer) -> None:
+        if not hasattr(trainer.model, "num_free_layers"):
+            raise ConfigError(f"run.silent_units counts the hidden units of a layered energy model's free state; "
+                              f"{type(trainer.model).__name__} has no layers of units (num_free_layers): "
+                              f"set run.silent_units=false")
 
     def after_step(self, trainer, batch, result) -> None:
         if not result.state:
