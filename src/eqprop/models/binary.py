@@ -217,9 +217,7 @@ class StepHopfieldMLP(HopfieldMLP):
     def binary_state(self, state) -> list[torch.Tensor]:
         return [self.rho(s) for s in state]
 
-    def emitted(self, state) -> list[torch.Tensor]:
-        """What each layer's neighbours see: the bits (``eqprop.diagnostics.silent_units``)."""
-        return self.binary_state(state)
+    emitted = binary_state  # what each layer's neighbours see (``eqprop.diagnostics.silent_units``)
 
     def init_state(self, x):
         b = x.shape[0]
