@@ -15,7 +15,10 @@ row name; default: the name); keys named after a section (``optim``, ``model``, 
 override the base for that rule only. ``rules`` may also map each dataset to its own list, or name
 a YAML file holding such a ``rules:`` key (``eqprop tune`` writes ``OUT/tuned.yaml``). Shared ``base.rule`` settings go to every rule that takes them; one
 that no rule of the grid takes is an error. Each cell is an ordinary training run in
-``OUT/DATASET/LABEL/seed{SEED}``, so an interrupted grid resumes where it stopped. A finished
+``OUT/DATASET/LABEL/seed{SEED}``, so an interrupted grid resumes where it stopped. ``only: [LABEL, ...]``
+runs (and tabulates) just those rows of the grid, e.g. the rows left when a grid is split between
+sessions or machines (``eqprop compare GRID.yaml "only=[cl]"``); every other row's cells are left
+as they are. A finished
 cell is reused only if its recorded configuration equals the cell's full resolved configuration;
 otherwise the old cell folder is moved aside (``seedN.old-TIMESTAMP``) and the cell runs again.
 The grid writes ``OUT/results.md`` (test accuracy mean +- std and time per rule and dataset),
@@ -46,7 +49,7 @@ COMPARATIVE_STUDY_RULES = [
     "cl", "ep-positive", "ep-negative", "ep-centered",
     "cpl-positive", "cpl-negative", "cpl-centered", "bptt", "rbp",
 ]
-GRID_KEYS = ("rules", "datasets", "seeds", "out")
+GRID_KEYS = ("rules", "datasets", "seeds", "out", "only")
 
 
 @dataclass
@@ -68,6 +71,7 @@ class CompareConfig:
     datasets: list[str] = field(default_factory=lambda: ["mnist"])
     seeds: list[int] = field(default_factory=lambda: [0])
     out: str = "runs/compare"
+    only: list[str] | None = None  # labels of the rows to run; None: every row
 
     def rules_for(self, dataset: str) -> list:
         """The grid's rule entries for ``dataset``: ``rules`` is a list (every dataset) or a mapping
@@ -78,10 +82,10 @@ class CompareConfig:
             return list(self.rules[dataset])
         return list(self.rules)
 
-    def rule_specs(self, dataset: str | None = None) -> list[tuple[str, dict, dict]]:
+    def rule_specs(self, dataset: str | None = None, every_row: bool = False) -> list[tuple[str, dict, dict]]:
         """``(label, rule section, other sections)`` per rule, shared settings filtered to those each
         rule takes. An entry's keys named after a section (``optim: {lr: [...]}``) override the
-        base for that rule's cells only."""
+        base for that rule's cells only. Only the rows in ``only`` unless ``every_row``."""
         dataset = self.datasets[0] if dataset is None else dataset
         shared = {k: v for k, v in (self.base.get("rule") or {}).items() if k != "name"}
         specs, used = [], set()
@@ -102,7 +106,19 @@ class CompareConfig:
         labels = [label for label, _, _ in specs]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"two grid rules share a label ({labels}); give each a distinct 'label'")
+        if self.only is not None and not every_row:
+            specs = [spec for spec in specs if spec[0] in self.only]
         return specs
+
+    def check_only(self) -> None:
+        """Every label in ``only`` names a row of the grid (on some dataset)."""
+        if self.only is None:
+            return
+        rows = list(dict.fromkeys(label for d in self.datasets for label, _, _ in self.rule_specs(d, every_row=True)))
+        unknown = [label for label in self.only if label not in rows]
+        if not self.only or unknown:
+            raise ConfigError(f"only: {', '.join(unknown) or 'an empty list'} names no row of the grid; its rows "
+                              f"are {', '.join(rows)} (give some of these labels, or drop 'only' to run every row)")
 
     def cells(self) -> list[Cell]:
         out = []
@@ -141,10 +157,13 @@ def load_compare_config(path: str | Path | None, overrides: list[str] | None = N
         else:
             rest.append(item)
     base = merge(base, parse_overrides(rest))
-    for key in ("rules", "datasets", "seeds"):
+    for key in ("rules", "datasets", "seeds", "only"):
         if key in grid and not isinstance(grid[key], (list, dict) if key == "rules" else list):
             grid[key] = [grid[key]]
+    if grid.get("only") is not None:
+        grid["only"] = [str(label) for label in grid["only"]]
     cfg = CompareConfig(base=base, **grid)
+    cfg.check_only()
     cfg.cells()  # every cell resolves, or the error names the setting
     return cfg
 
