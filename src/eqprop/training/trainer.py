@@ -415,13 +415,18 @@ class Trainer:
 
     def step_record(self, batch: Batch, result) -> dict:
         """Per-step metrics (for ``run.log_every``), with the rule's numeric step stats (sweeps run,
-        residuals, resettles, ...)."""
+        residuals, resettles, ...) and the norm of the update direction the rule wrote: ``grad_norm``
+        (all parameters) and ``grad_norm/<parameter>`` (each), read after the optimizer's step."""
         stats = {k: (v.item() if torch.is_tensor(v) else v) for k, v in result.stats.items()
                  if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
         stats = {k: v for k, v in stats.items() if math.isfinite(v)}  # an unmeasured residual is NaN
+        grads = {name: float(torch.linalg.vector_norm(p.grad.double())) for name, p in self.model.named_parameters()
+                 if p.grad is not None}
+        norms = {"grad_norm": math.sqrt(sum(v * v for v in grads.values()))} if grads else {}
         return {**stats, "step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
-                "lr": [g["lr"] for g in self.optimizer.param_groups]}
+                "lr": [g["lr"] for g in self.optimizer.param_groups],
+                **norms, **{f"grad_norm/{name}": v for name, v in grads.items()}}
 
     # read the per-batch divergence checks at log points instead of every batch; None: on CUDA only
     defer_checks: bool | None = None
