@@ -55,11 +55,15 @@ class OptimConfig:
     name: ``sgd``, ``adam``, ``adamw``, a registered optimizer or ``"package.module:Class"``.
     lr: one rate for all couplings, or one per coupling (a coupling = a module's parameters).
     schedule: ``cosine`` (per-batch decay to zero over the run) or ``none``.
+    clip_grad_norm: None (no clipping) or the largest norm of the update direction the optimizer is
+        given, all parameters together; a larger one is scaled down to it (``eqprop.training.clipping``):
+        the usual guard against BPTT's exploding gradients.
     """
 
     name: str = "sgd"
     lr: list[float] = field(default_factory=lambda: [0.01])
     schedule: str = "cosine"
+    clip_grad_norm: float | None = None
 
 
 def _own(cls) -> dict:

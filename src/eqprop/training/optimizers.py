@@ -51,8 +51,13 @@ def param_groups(model, lr) -> list[dict]:
 
 def build_optimizer(model, optim_cfg: dict) -> torch.optim.Optimizer:
     """The optimizer a resolved ``optim`` section names, over ``model``'s couplings."""
+    from dataclasses import fields
+
+    from ..config import OptimConfig
+
     entry = OPTIMIZERS.get(optim_cfg["name"])
-    settings = {k: v for k, v in optim_cfg.items() if k not in ("name", "lr", "schedule")}
+    own = {f.name for f in fields(OptimConfig)}  # the section's own settings, not the optimizer's
+    settings = {k: v for k, v in optim_cfg.items() if k not in own}
     try:
         return entry.build(settings, params=param_groups(model, optim_cfg["lr"]))
     except (TypeError, ValueError) as e:

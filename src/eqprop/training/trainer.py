@@ -225,6 +225,10 @@ class Trainer:
             from ..diagnostics.silent_units import SilentUnits
 
             extra.append(SilentUnits())
+        if cfg.optim.get("clip_grad_norm") is not None:
+            from .clipping import ClipGradNorm
+
+            extra.append(ClipGradNorm(cfg.optim["clip_grad_norm"]))
         return cls(model, rule, optimizer, train, test, callbacks=[*extra, *callbacks],
                    schedule=cfg.optim["schedule"], run=run, config=cfg.to_dict())
 
