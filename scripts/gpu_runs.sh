@@ -49,11 +49,13 @@ STEPS=(
   "mnist|mnist|5 min: 30 epochs, same DCHN and rule"
   "binary_wa|mnist|10 min: issue 11, 784-4096-100 binary weights and 0/1 neurons, the paper's settings, 100 epochs"
   "binary_wa_fp|mnist|10 min: issue 11, its full-precision twin with the same layers, 100 epochs"
+  "binary_wa_gain|mnist|10 min: issue 11, the binary net with input gain 1.5 and re-chosen thresholds, 100 epochs"
   "cifar10_ep|cifar10-jpeg|30-50 min: 100 epochs, DCHN 128-256-512-512, centered EP 60/20 async, bf16, captured"
   "cifar10_bptt|cifar10-jpeg|60-100 min: 100 epochs, the same net by truncated BPTT (last 20 of 80 sweeps)"
   "smnist_rhel|mnist|15-30 min: 10 epochs, HSSM on 784-step MNIST sequences, RHEL"
   "smnist_bptt|mnist|15-30 min: the same by BPTT"
   "grid|fashion-mnist|30-60 min: the nine-rule grid on Fashion-MNIST (784-500-10, 3 seeds), captured"
+  "grid_mnist_2h|mnist|30-90 min: issue 10, the MNIST 784-500-500-10 grid's rows left on CPU (clipped BPTT, RBP), 3 seeds"
 )
 
 train() {  # config, run name, overrides...
@@ -71,12 +73,14 @@ cmd_of() {
     fmnist_fp32) train configs/fashion_mnist_dchn_ep.yaml fmnist_fp32 rule.relax_dtype=null ;;
     mnist) train configs/mnist_dchn_ep.yaml mnist ;;
     binary_wa) echo "$PY -m eqprop train configs/mnist_mlp4096_binary_wa.yaml run.device=cuda run.epochs=100 run.out=$STATE/binary_wa" ;;
+    binary_wa_gain) echo "$PY -m eqprop train configs/mnist_mlp4096_binary_wa_gain.yaml run.device=cuda run.epochs=100 run.out=$STATE/binary_wa_gain" ;;
     binary_wa_fp) echo "$PY -m eqprop train configs/mnist_mlp4096x10_fp.yaml run.device=cuda run.epochs=100 run.out=$STATE/binary_wa_fp" ;;
     cifar10_ep) train configs/cifar10_dchn_ep.yaml cifar10_ep ;;
     cifar10_bptt) train configs/cifar10_dchn_bptt.yaml cifar10_bptt ;;
     smnist_rhel) echo "$PY -m eqprop train configs/smnist_hssm_rhel.yaml run.device=cuda run.out=$STATE/smnist_rhel" ;;
     smnist_bptt) echo "$PY -m eqprop train configs/smnist_hssm_bptt.yaml run.device=cuda run.out=$STATE/smnist_bptt" ;;
     grid) echo "$PY -m eqprop compare configs/compare_fashion_mnist.yaml out=$STATE/grid run.device=cuda rule.capture=true" ;;
+    grid_mnist_2h) echo "$PY -m eqprop compare configs/compare_mnist_tuned_full_2h.yaml out=$STATE/grid_mnist_2h run.device=cuda 'only=[bptt-clip2,rbp]'" ;;
     *) echo "unknown step $1" >&2; return 1 ;;
   esac
 }
