@@ -36,12 +36,15 @@ class ClipGradNorm(Callback):
         grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
         if not grads:
             return
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads])))
-        self.largest = max(self.largest, norm)
-        if norm > self.max_norm:  # exactly max_norm / norm (torch's clip_grad_norm_ adds 1e-6 to the norm)
-            torch._foreach_mul_(grads, self.max_norm / norm)
-            self.clipped += 1
+        # on the device, no host sync: every step is multiplied by min(1, max_norm / norm), exactly
+        # max_norm / norm when clipped (torch's clip_grad_norm_ adds 1e-6 to the norm), by 1 otherwise
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads]))
+        scale = (self.max_norm / norm).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.to(g.dtype))
+        self.largest = torch.maximum(norm, torch.as_tensor(self.largest, dtype=norm.dtype, device=norm.device))
+        self.clipped = self.clipped + (norm > self.max_norm).long()
 
     def on_epoch_end(self, trainer, record) -> None:
-        record["clipped_steps"], record["grad_norm_max"] = self.clipped, self.largest
+        record["clipped_steps"], record["grad_norm_max"] = int(self.clipped), float(self.largest)
         self.clipped, self.largest = 0, 0.0

@@ -420,12 +420,14 @@ class Trainer:
     def step_record(self, batch: Batch, result) -> dict:
         """Per-step metrics (for ``run.log_every``), with the rule's numeric step stats (sweeps run,
         residuals, resettles, ...) and the norm of the update direction the rule wrote: ``grad_norm``
-        (all parameters) and ``grad_norm/<parameter>`` (each), read after the optimizer's step."""
+        (all parameters) and ``grad_norm/<parameter>`` (each), read after the optimizer's step (and
+        after ``optim.clip_grad_norm``, which the epoch record's ``grad_norm_max`` reads before)."""
         stats = {k: (v.item() if torch.is_tensor(v) else v) for k, v in result.stats.items()
                  if isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)}
         stats = {k: v for k, v in stats.items() if math.isfinite(v)}  # an unmeasured residual is NaN
-        grads = {name: float(torch.linalg.vector_norm(p.grad.double())) for name, p in self.model.named_parameters()
-                 if p.grad is not None}
+        named = [(name, p.grad) for name, p in self.model.named_parameters() if p.grad is not None]
+        values = torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for _, g in named]).tolist() if named else []
+        grads = dict(zip((name for name, _ in named), values))  # one host sync for all of them
         norms = {"grad_norm": math.sqrt(sum(v * v for v in grads.values()))} if grads else {}
         return {**stats, "step": batch.step, "epoch": self.epoch + 1, "loss": float(result.loss),
                 "acc": float((result.output.argmax(-1) == batch.y).float().mean()) if batch.y.dim() == 1 else None,
