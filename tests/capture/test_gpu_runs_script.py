@@ -34,7 +34,7 @@ def test_every_training_command_is_a_valid_config(tmp_path):
     cmds = dry_commands(tmp_path)
     trains = [shlex.split(c) for c in cmds if c.startswith("PY -m eqprop train")]
     grids = [shlex.split(c) for c in cmds if c.startswith("PY -m eqprop compare")]
-    assert len(trains) == 9 and len(grids) == 1
+    assert len(trains) == 10 and len(grids) == 2
     outs = set()
     for argv in trains:
         cfg = load_config(ROOT / argv[4], argv[5:])
@@ -44,9 +44,12 @@ def test_every_training_command_is_a_valid_config(tmp_path):
             assert cfg.rule["capture"] is False and cfg.run["epochs"] == 100
         elif cfg.model["name"] != "hssm":  # sequence models do not relax
             assert cfg.rule["capture"] is True
-    assert len(outs) == 9  # every run in its own folder
+    assert len(outs) == 10  # every run in its own folder
     grid = load_compare_config(ROOT / grids[0][4], grids[0][5:])
     assert str(grid.out) == "runs/gpu/grid" and all(c.config.rule["capture"] for c in grid.cells())
+    rest = load_compare_config(ROOT / grids[1][4], grids[1][5:])  # the MNIST 2H rows left on CPU
+    assert str(rest.out) == "runs/gpu/grid_mnist_2h" and {c.label for c in rest.cells()} == {"bptt-clip2", "rbp"}
+    assert all(c.config.run["device"] == "cuda" for c in rest.cells())
     fp32 = [a for a in trains if "run.out=runs/gpu/fmnist_fp32" in a][0]
     bf16 = [a for a in trains if "run.out=runs/gpu/fmnist_bf16" in a][0]
     a, b = load_config(ROOT / fp32[4], fp32[5:]), load_config(ROOT / bf16[4], bf16[5:])
